@@ -1,0 +1,2 @@
+//! Router lookup benchmark (placeholder).
+fn main() {}

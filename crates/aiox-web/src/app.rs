@@ -1,0 +1,428 @@
+//! [`Application`]: routes, middleware, state, hooks and limits; and the service that
+//! dispatches requests to them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use aiox_core::Body;
+use aiox_core::server::{ConnectionInfo, HttpService};
+use http::Method;
+
+use crate::error::{Error, ErrorKind};
+use crate::handler::{BoxFuture, Handler};
+use crate::hooks::Hooks;
+use crate::middleware::{DynMiddleware, Endpoint, Middleware, Next};
+use crate::request::Request;
+use crate::response::Response;
+use crate::router::{
+    MethodRouter, PathTree, Resolved, Route, param_names, param_value, routing_path,
+};
+
+/// Largest request body the buffered readers accept: 1 MiB, answered with 413 past it.
+/// Source: aiohttp's `client_max_size`; nginx's `client_max_body_size` 1m.
+pub const DEFAULT_CLIENT_MAX_SIZE: u64 = 1024 * 1024;
+
+/// A web application: aiohttp's `web.Application`.
+///
+/// ```
+/// use aiox_web::{Application, Json, Path, Request, Result, State, router::get};
+///
+/// #[derive(Clone)]
+/// struct Greeting(&'static str);
+///
+/// async fn hello(req: Request) -> String {
+///     format!("Hello, {}!", req.match_info().get("name").unwrap_or("World"))
+/// }
+///
+/// async fn item(Path(id): Path<u32>, State(g): State<Greeting>) -> Result<Json<serde_json::Value>> {
+///     Ok(Json(serde_json::json!({ "id": id, "greeting": g.0 })))
+/// }
+///
+/// let app = Application::new()
+///     .state(Greeting("hi"))
+///     .get("/", hello)
+///     .get("/hello/{name}", hello)
+///     .route("/items/{id:\\d+}", get(item));
+/// ```
+pub struct Application {
+    router: PathTree<Route>,
+    middlewares: Vec<DynMiddleware>,
+    state: http::Extensions,
+    hooks: Hooks,
+    client_max_size: u64,
+    errors: Vec<String>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("routes", &self.router.len())
+            .field("middlewares", &self.middlewares.len())
+            .field("client_max_size", &self.client_max_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Application {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! method_shortcuts {
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name<H: Handler<Args>, Args: 'static>(self, path: &str, handler: H) -> Self {
+                self.route(path, crate::router::$name(handler))
+            }
+        )*
+    };
+}
+
+impl Application {
+    /// An application with no routes.
+    pub fn new() -> Self {
+        Self {
+            router: PathTree::new(),
+            middlewares: Vec::new(),
+            state: http::Extensions::new(),
+            hooks: Hooks::default(),
+            client_max_size: DEFAULT_CLIENT_MAX_SIZE,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Routes `path` to the handlers in `methods`; routing the same path again adds
+    /// methods to it. An invalid pattern is reported when the app is started.
+    #[must_use]
+    pub fn route(mut self, path: &str, methods: MethodRouter) -> Self {
+        if let Some(route) = self.router.get_mut(path) {
+            route.methods.merge(methods);
+            return self;
+        }
+        let route = Route {
+            pattern: Arc::from(path),
+            names: param_names(path),
+            methods,
+        };
+        if let Err(err) = self.router.insert(path, route) {
+            self.errors.push(err.to_string());
+        }
+        self
+    }
+
+    method_shortcuts! {
+        /// Routes `GET` (and `HEAD`) on `path` to `handler`: aiohttp's `router.add_get`.
+        get;
+        /// Routes `POST` on `path` to `handler`.
+        post;
+        /// Routes `PUT` on `path` to `handler`.
+        put;
+        /// Routes `PATCH` on `path` to `handler`.
+        patch;
+        /// Routes `DELETE` on `path` to `handler`.
+        delete;
+        /// Routes every method on `path` to `handler`.
+        any;
+    }
+
+    /// Adds a middleware; the first added is the outermost (see [`crate::middleware`]).
+    #[must_use]
+    pub fn middleware<M: Middleware>(mut self, middleware: M) -> Self {
+        self.middlewares.push(Arc::new(middleware));
+        self
+    }
+
+    /// Stores application state of type `T` (one value per type), read by handlers with
+    /// [`State<T>`](crate::State) or [`Request::state`]: aiohttp's `app[key] = value`.
+    #[must_use]
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Sets the largest body the buffered readers accept (default
+    /// [`DEFAULT_CLIENT_MAX_SIZE`]); larger bodies are answered with 413.
+    #[must_use]
+    pub fn client_max_size(mut self, bytes: u64) -> Self {
+        self.client_max_size = bytes;
+        self
+    }
+
+    /// Runs `hook` at startup, after the cleanup contexts were entered (aiohttp's
+    /// order). A failing hook stops the startup; the app is then cleaned up.
+    #[must_use]
+    pub fn on_startup<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(crate::AppContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), crate::BoxError>> + Send + 'static,
+    {
+        self.hooks.on_startup.push(crate::hooks::boxed(hook));
+        self
+    }
+
+    /// Runs `hook` when shutting down, after accepting stopped and before open
+    /// connections are drained. Every hook runs; failures are logged and reported.
+    #[must_use]
+    pub fn on_shutdown<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(crate::AppContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), crate::BoxError>> + Send + 'static,
+    {
+        self.hooks.on_shutdown.push(crate::hooks::boxed(hook));
+        self
+    }
+
+    /// Runs `hook` at cleanup, after the connections closed and after the cleanup
+    /// contexts were exited. Every hook runs even if one fails.
+    #[must_use]
+    pub fn on_cleanup<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(crate::AppContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), crate::BoxError>> + Send + 'static,
+    {
+        self.hooks.on_cleanup.push(crate::hooks::boxed(hook));
+        self
+    }
+
+    /// Adds a cleanup context (aiohttp's `cleanup_ctx`): `setup` runs at startup and
+    /// returns the future that tears it down at cleanup. Contexts are entered in order
+    /// before the `on_startup` hooks and exited in reverse order; only contexts whose
+    /// setup succeeded are exited.
+    ///
+    /// ```
+    /// use aiox_web::Application;
+    /// let app = Application::new().cleanup_ctx(|ctx| async move {
+    ///     ctx.insert_state(std::sync::Arc::new("db pool".to_string()));
+    ///     Ok(async move {
+    ///         // close the pool
+    ///         Ok(())
+    ///     })
+    /// });
+    /// ```
+    #[must_use]
+    pub fn cleanup_ctx<F, Fut, T>(mut self, setup: F) -> Self
+    where
+        F: Fn(crate::AppContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, crate::BoxError>> + Send + 'static,
+        T: Future<Output = Result<(), crate::BoxError>> + Send + 'static,
+    {
+        self.hooks.cleanup_ctx.push(crate::hooks::boxed_ctx(setup));
+        self
+    }
+
+    /// Checks the routes and freezes the application into a service.
+    pub fn build(self) -> Result<AppService, Error> {
+        if !self.errors.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Route,
+                format!("invalid routes: {}", self.errors.join("; ")),
+                None,
+            ));
+        }
+        Ok(AppService {
+            shared: Arc::new(AppShared {
+                router: self.router,
+                middlewares: self.middlewares.into(),
+                state: OnceLock::new(),
+                pending_state: Mutex::new(Some(self.state)),
+                client_max_size: self.client_max_size,
+                hooks: Mutex::new(self.hooks),
+            }),
+        })
+    }
+}
+
+/// What requests share: the frozen application.
+pub(crate) struct AppShared {
+    router: PathTree<Route>,
+    middlewares: Arc<[DynMiddleware]>,
+    state: OnceLock<http::Extensions>,
+    pending_state: Mutex<Option<http::Extensions>>,
+    pub(crate) client_max_size: u64,
+    pub(crate) hooks: Mutex<Hooks>,
+}
+
+impl AppShared {
+    /// The state; the first call freezes it (startup hooks may add state until then).
+    pub(crate) fn state(&self) -> &http::Extensions {
+        self.state.get_or_init(|| {
+            self.pending_state
+                .lock()
+                .map(|mut s| s.take().unwrap_or_default())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Adds state before the freeze; false (and the value dropped) after it.
+    pub(crate) fn insert_state<T: Clone + Send + Sync + 'static>(&self, value: T) -> bool {
+        if self.state.get().is_some() {
+            return false;
+        }
+        match self.pending_state.lock() {
+            Ok(mut pending) => match pending.as_mut() {
+                Some(ext) => {
+                    ext.insert(value);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// A clone of the state of type `T`, before or after the freeze.
+    pub(crate) fn get_state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        if let Some(state) = self.state.get() {
+            return state.get::<T>().cloned();
+        }
+        let pending = self.pending_state.lock().ok()?;
+        pending.as_ref()?.get::<T>().cloned()
+    }
+}
+
+/// A built [`Application`], ready to serve: implements aiox-core's
+/// [`HttpService`]. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppService {
+    pub(crate) shared: Arc<AppShared>,
+}
+
+impl std::fmt::Debug for AppService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppService").finish_non_exhaustive()
+    }
+}
+
+impl AppService {
+    /// Handles one request (what the server calls; also usable directly in tests).
+    pub fn handle(&self, req: http::Request<Body>, conn: &Arc<ConnectionInfo>) -> AppFuture {
+        let (head, body) = req.into_parts();
+        let log = AccessLog::start(&head, conn);
+        let shared = &self.shared;
+        let mut req = Request::new(head, body, conn.clone(), shared.clone());
+        let endpoint = match routing_path(req.raw_path()) {
+            None => Endpoint::BadPath,
+            Some(path) => match shared.router.find(&path) {
+                None => Endpoint::NotFound,
+                Some(found) => {
+                    let route = found.value;
+                    if !route.names.is_empty() {
+                        let mut params = Vec::with_capacity(route.names.len());
+                        for (name, raw) in found.params.iter() {
+                            let name = route
+                                .names
+                                .iter()
+                                .find(|n| &***n == name)
+                                .cloned()
+                                .unwrap_or_else(|| Arc::from(name));
+                            params.push((name, param_value(raw)));
+                        }
+                        req.match_info.params = params;
+                    }
+                    req.match_info.route = Some(route.pattern.clone());
+                    match route.methods.resolve(req.method()) {
+                        Resolved::Handler(handler) => Endpoint::Handler(handler.clone()),
+                        Resolved::Options(allow) => Endpoint::Options(allow),
+                        Resolved::NotAllowed(allow) => Endpoint::MethodNotAllowed(allow),
+                    }
+                }
+            },
+        };
+        let fut = if shared.middlewares.is_empty() {
+            endpoint.call(req)
+        } else {
+            Next::new(shared.middlewares.clone(), endpoint).run(req)
+        };
+        AppFuture { fut, log }
+    }
+}
+
+impl HttpService for AppService {
+    type Future = AppFuture;
+
+    fn call(&self, req: http::Request<Body>, conn: &Arc<ConnectionInfo>) -> AppFuture {
+        self.handle(req, conn)
+    }
+}
+
+/// The access-log record of a request, kept only when the access log is enabled.
+struct AccessLog {
+    start: Instant,
+    method: Method,
+    path: String,
+    remote: Option<std::net::SocketAddr>,
+}
+
+/// The `tracing` target of the access log (INFO level): one event per request with
+/// remote address, method, path, status, bytes and duration.
+pub const ACCESS_LOG_TARGET: &str = "aiox_web::access";
+
+impl AccessLog {
+    fn start(head: &http::request::Parts, conn: &ConnectionInfo) -> Option<Box<Self>> {
+        if !tracing::enabled!(target: "aiox_web::access", tracing::Level::INFO) {
+            return None;
+        }
+        Some(Box::new(Self {
+            start: Instant::now(),
+            method: head.method.clone(),
+            path: head
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            remote: conn.remote_addr(),
+        }))
+    }
+
+    fn finish(self, res: &Response) {
+        let bytes = http_body::Body::size_hint(res.body()).exact();
+        let remote = self
+            .remote
+            .map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+        tracing::info!(
+            target: "aiox_web::access",
+            remote = %remote,
+            method = %self.method,
+            path = %self.path,
+            status = res.status().as_u16(),
+            bytes = bytes,
+            duration_us = self.start.elapsed().as_micros() as u64,
+            "request"
+        );
+    }
+}
+
+/// The future of one response from an [`AppService`].
+pub struct AppFuture {
+    fut: BoxFuture<Response>,
+    log: Option<Box<AccessLog>>,
+}
+
+impl std::fmt::Debug for AppFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for AppFuture {
+    type Output = http::Response<Body>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this.fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(res) => {
+                if let Some(log) = this.log.take() {
+                    log.finish(&res);
+                }
+                Poll::Ready(res.into_inner())
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! [`Handler`]: what a route calls. Any `async fn` whose arguments are extractors
+//! (the last one may read the body) and whose output is [`IntoResponse`]:
+//! `async fn(Request) -> impl IntoResponse` (aiohttp's shape), `async fn() -> &'static str`,
+//! `async fn(Path<u32>, State<Db>, Json<Item>) -> Result<Json<Item>>`, ...
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::extract::{FromRequest, FromRequestParts};
+use crate::request::Request;
+use crate::response::{IntoResponse, Response};
+
+/// A boxed `Send` future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A request handler; implemented for async functions and closures of up to eight
+/// extractor arguments. `Args` is the tuple of argument types (inferred).
+pub trait Handler<Args>: Clone + Send + Sync + 'static {
+    /// Calls the handler for `req`.
+    fn call(&self, req: Request) -> BoxFuture<Response>;
+}
+
+impl<F, Fut, R> Handler<()> for F
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoResponse,
+{
+    fn call(&self, _req: Request) -> BoxFuture<Response> {
+        let fut = self();
+        Box::pin(async move { fut.await.into_response() })
+    }
+}
+
+macro_rules! impl_handler {
+    ($($part:ident),*; $last:ident) => {
+        #[allow(non_snake_case)]
+        impl<F, Fut, R, $($part,)* $last> Handler<($($part,)* $last,)> for F
+        where
+            F: Fn($($part,)* $last) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+            R: IntoResponse,
+            $($part: FromRequestParts + Send + 'static,)*
+            $last: FromRequest + Send + 'static,
+        {
+            fn call(&self, req: Request) -> BoxFuture<Response> {
+                let f = self.clone();
+                Box::pin(async move {
+                    #[allow(unused_mut)]
+                    let mut req = req;
+                    $(
+                        let $part = match $part::from_request_parts(&mut req).await {
+                            Ok(value) => value,
+                            Err(rejection) => return rejection.into_response(),
+                        };
+                    )*
+                    let $last = match $last::from_request(req).await {
+                        Ok(value) => value,
+                        Err(rejection) => return rejection.into_response(),
+                    };
+                    f($($part,)* $last).await.into_response()
+                })
+            }
+        }
+    };
+}
+
+impl_handler!(; T1);
+impl_handler!(T1; T2);
+impl_handler!(T1, T2; T3);
+impl_handler!(T1, T2, T3; T4);
+impl_handler!(T1, T2, T3, T4; T5);
+impl_handler!(T1, T2, T3, T4, T5; T6);
+impl_handler!(T1, T2, T3, T4, T5, T6; T7);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7; T8);
+
+/// A handler with its argument types erased, as stored in the router.
+pub(crate) trait ErasedHandler: Send + Sync + 'static {
+    fn call(&self, req: Request) -> BoxFuture<Response>;
+}
+
+struct Erased<H, Args> {
+    handler: H,
+    _args: PhantomData<fn() -> Args>,
+}
+
+impl<H, Args> ErasedHandler for Erased<H, Args>
+where
+    H: Handler<Args>,
+    Args: 'static,
+{
+    fn call(&self, req: Request) -> BoxFuture<Response> {
+        self.handler.call(req)
+    }
+}
+
+pub(crate) type DynHandler = Arc<dyn ErasedHandler>;
+
+pub(crate) fn erase<H, Args>(handler: H) -> DynHandler
+where
+    H: Handler<Args>,
+    Args: 'static,
+{
+    Arc::new(Erased {
+        handler,
+        _args: PhantomData,
+    })
+}

@@ -1,0 +1,43 @@
+//! # aiox: aiohttp for Rust
+//!
+//! One toolkit for asynchronous HTTP on tokio, shaped after Python's
+//! [aiohttp](https://docs.aiohttp.org/): a web server framework today, with the
+//! pooled client, WebSockets and multipart on the way. HTTP/1.1 and HTTP/2 on both
+//! sides, typed extractors, hardened defaults.
+//!
+//! ```no_run
+//! use aiox::web::{Application, Request, run_app};
+//!
+//! async fn hello(req: Request) -> String {
+//!     format!("Hello, {}!", req.match_info().get("name").unwrap_or("World"))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), aiox::web::Error> {
+//!     let app = Application::new().get("/", hello).get("/{name}", hello);
+//!     run_app(app, "127.0.0.1:8080").await
+//! }
+//! ```
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `web` | yes | [`web`]: the server framework (aiox-web) |
+//! | `tls` | yes | HTTPS sites through rustls with ALPN `h2`/`http/1.1` |
+//!
+//! The `client`, `ws`, `multipart` and `compression` features arrive with their crates.
+#![deny(missing_docs)]
+
+/// The HTTP engine: bodies, errors, TLS and the server connection driver (aiox-core).
+pub use aiox_core as core;
+
+/// The web server framework (aiox-web): `Application`, routing, middleware,
+/// extractors, `run_app` and the `TestClient`.
+#[cfg(feature = "web")]
+pub use aiox_web as web;
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
