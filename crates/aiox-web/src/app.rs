@@ -304,6 +304,7 @@ impl AppService {
     pub fn handle(&self, req: http::Request<Body>, conn: &Arc<ConnectionInfo>) -> AppFuture {
         let (head, body) = req.into_parts();
         let log = AccessLog::start(&head, conn);
+        let strip_body = head.method == Method::HEAD && head.version == http::Version::HTTP_2;
         let shared = &self.shared;
         let mut req = Request::new(head, body, conn.clone(), shared.clone());
         let endpoint = match routing_path(req.raw_path()) {
@@ -339,7 +340,11 @@ impl AppService {
         } else {
             Next::new(shared.middlewares.clone(), endpoint).run(req)
         };
-        AppFuture { fut, log }
+        AppFuture {
+            fut,
+            log,
+            strip_body,
+        }
     }
 }
 
@@ -348,6 +353,36 @@ impl HttpService for AppService {
 
     fn call(&self, req: http::Request<Body>, conn: &Arc<ConnectionInfo>) -> AppFuture {
         self.handle(req, conn)
+    }
+}
+
+/// `AppService` is a `tower::Service`, so it can be served by any hyper server, wrapped
+/// in tower layers, or tested with `ServiceExt::oneshot`. The connection facts come
+/// from an `Arc<ConnectionInfo>` request extension if one is present.
+impl<B> tower_service::Service<http::Request<B>> for AppService
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<aiox_core::BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Map<
+        AppFuture,
+        fn(http::Response<Body>) -> Result<http::Response<Body>, std::convert::Infallible>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        use futures_util::FutureExt;
+        let conn = req
+            .extensions()
+            .get::<Arc<ConnectionInfo>>()
+            .cloned()
+            .unwrap_or_default();
+        self.handle(req.map(Body::wrap), &conn).map(Ok)
     }
 }
 
@@ -402,6 +437,24 @@ impl AccessLog {
 pub struct AppFuture {
     fut: BoxFuture<Response>,
     log: Option<Box<AccessLog>>,
+    /// An HTTP/2 `HEAD`: send the head only (see the `strip_body` function).
+    strip_body: bool,
+}
+
+/// Drops the body of a response to an HTTP/2 `HEAD` request, keeping the
+/// `Content-Length` a `GET` would have had. hyper's HTTP/1 server does this itself,
+/// its HTTP/2 server does not: it would send DATA frames, which clients reject with a
+/// stream reset (RFC 9110 section 9.3.2).
+fn strip_body(res: &mut http::Response<Body>) {
+    let body = res.body();
+    if !http_body::Body::is_end_stream(body) {
+        if let Some(len) = http_body::Body::size_hint(body).exact() {
+            res.headers_mut()
+                .entry(http::header::CONTENT_LENGTH)
+                .or_insert_with(|| http::HeaderValue::from(len));
+        }
+    }
+    *res.body_mut() = Body::empty();
 }
 
 impl std::fmt::Debug for AppFuture {
@@ -421,7 +474,11 @@ impl Future for AppFuture {
                 if let Some(log) = this.log.take() {
                     log.finish(&res);
                 }
-                Poll::Ready(res.into_inner())
+                let mut res = res.into_inner();
+                if this.strip_body {
+                    strip_body(&mut res);
+                }
+                Poll::Ready(res)
             }
         }
     }

@@ -193,7 +193,16 @@ pub async fn run_app(app: Application, addr: &str) -> Result<(), Error> {
     let signal = shutdown_signal();
     let config = ServerConfig::default().shutdown_grace(RUN_APP_SHUTDOWN_GRACE);
     let mut runner = Runner::with_config(app, config).await?;
-    let bound = runner.add_site(Site::Tcp(addr)).await?;
+    let bound = match runner.add_site(Site::Tcp(addr)).await {
+        Ok(bound) => bound,
+        Err(err) => {
+            // The app started: shut it down and clean it up, as aiohttp's run_app does.
+            if let Err(cleanup) = runner.shutdown().await {
+                tracing::error!(error = %cleanup, "cleanup after a failed bind failed too");
+            }
+            return Err(err);
+        }
+    };
     tracing::info!(address = %bound, "serving on http://{bound}");
     runner.run_until(signal).await
 }

@@ -54,12 +54,24 @@ impl TestClient {
     /// Starts `app` with a server configuration (limits, timeouts).
     pub async fn with_config(app: Application, config: ServerConfig) -> Result<Self, Error> {
         let mut runner = Runner::with_config(app, config).await?;
-        let bound = runner
+        let site = runner
             .add_site(Site::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))))
-            .await?;
-        let addr = bound.tcp().ok_or_else(|| {
-            Error::from(std::io::Error::other("the test site has no TCP address"))
-        })?;
+            .await
+            .and_then(|bound| {
+                bound.tcp().ok_or_else(|| {
+                    Error::from(std::io::Error::other("the test site has no TCP address"))
+                })
+            });
+        let addr = match site {
+            Ok(addr) => addr,
+            Err(err) => {
+                // The app started: clean it up before reporting the error.
+                if let Err(cleanup) = runner.shutdown().await {
+                    tracing::error!(error = %cleanup, "cleanup after a failed bind failed too");
+                }
+                return Err(err);
+            }
+        };
         Ok(Self {
             runner,
             addr,

@@ -6,7 +6,9 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::task::Waker;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,10 +18,9 @@ use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, watch};
 
 use super::io::TimedIo;
-use super::{ConnectionInfo, HttpService, Phase, ServerInner};
+use super::{ConnectionInfo, HttpService, ServerInner};
 use crate::Body;
 
 /// Connection is between requests (HTTP/1): no head deadline runs.
@@ -34,11 +35,22 @@ pub(crate) const STATE_H2: u8 = 3;
 /// State shared by a connection's I/O wrapper, its service and its driver task.
 pub(crate) struct ConnShared {
     pub(crate) state: AtomicU8,
-    requests: AtomicU64,
-    active: AtomicUsize,
-    close_requested: AtomicBool,
-    close: Notify,
+    pub(crate) requests: AtomicU64,
+    pub(crate) active: AtomicUsize,
+    /// Set by `io::TimedIo` when hyper's read waits while a request is served (HTTP/1):
+    /// hyper does not read again when the connection goes idle, so the request guard
+    /// wakes the driver then, and the next read starts the keep-alive idle timer.
+    pub(crate) read_parked: AtomicBool,
+    /// `CONTROL_*` bits set by the server or the service, read by the driver.
+    control: AtomicU8,
+    /// The driver task's waker, stored once: the connection runs on one task.
+    waker: Mutex<Option<Waker>>,
 }
+
+/// Close gracefully: `Connection: close` / GOAWAY, finish in-flight requests.
+pub(crate) const CONTROL_GRACEFUL: u8 = 1;
+/// Close now.
+pub(crate) const CONTROL_FORCE: u8 = 2;
 
 impl ConnShared {
     fn new() -> Self {
@@ -46,16 +58,33 @@ impl ConnShared {
             state: AtomicU8::new(STATE_HEAD),
             requests: AtomicU64::new(0),
             active: AtomicUsize::new(0),
-            close_requested: AtomicBool::new(false),
-            close: Notify::new(),
+            read_parked: AtomicBool::new(false),
+            control: AtomicU8::new(0),
+            waker: Mutex::new(None),
         }
     }
 
-    /// Asks the driver to close the connection gracefully (HTTP/2 GOAWAY).
-    fn request_close(&self) {
-        if !self.close_requested.swap(true, Ordering::Relaxed) {
-            self.close.notify_one();
+    /// Sets `bits` in the control word and wakes the driver if they are new; true if
+    /// they were.
+    pub(crate) fn signal(&self, bits: u8) -> bool {
+        let before = self.control.fetch_or(bits, Ordering::AcqRel);
+        if before & bits == bits {
+            return false;
         }
+        let waker = match self.waker.lock() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Asks the driver to close the connection gracefully (HTTP/2 GOAWAY); true if this
+    /// is the first request to close.
+    pub(crate) fn request_close(&self) -> bool {
+        self.signal(CONTROL_GRACEFUL)
     }
 }
 
@@ -68,12 +97,24 @@ impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.shared.active.fetch_sub(1, Ordering::Relaxed);
         // Only an HTTP/1 connection moves back to idle; compare_exchange leaves H2 alone.
-        let _ = self.shared.state.compare_exchange(
+        let idle = self.shared.state.compare_exchange(
             STATE_BUSY,
             STATE_IDLE,
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
+        // hyper re-reads on going idle only when its own head timer is on (it is off):
+        // without this wake a read parked while busy never arms the idle timer, and an
+        // idle keep-alive connection would stay open forever.
+        if idle.is_ok() && self.shared.read_parked.swap(false, Ordering::Relaxed) {
+            let waker = match self.shared.waker.lock() {
+                Ok(slot) => slot.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
     }
 }
 
@@ -120,6 +161,65 @@ impl<S> Clone for ConnService<S> {
     }
 }
 
+/// True if `headers` hold exactly one `Host`, empty or a valid `host[:port]`.
+fn valid_host(headers: &http::HeaderMap) -> bool {
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => valid_authority(host.as_bytes()),
+        _ => false,
+    }
+}
+
+/// RFC 3986 `host [ ":" port ]`, empty allowed (RFC 9112 §3.2); no userinfo. A byte
+/// loop rather than `http::uri::Authority`'s parser, which costs ~10x as much on
+/// every request.
+fn valid_authority(host: &[u8]) -> bool {
+    let (name, rest) = if let Some(inner) = host.strip_prefix(b"[") {
+        let Some(end) = inner.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &inner[..end];
+        let ok = !literal.is_empty()
+            && literal.iter().all(|&b| {
+                b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'%' | b'-' | b'_' | b'~')
+            });
+        if !ok {
+            return false;
+        }
+        (&[][..], &inner[end + 1..])
+    } else {
+        let end = host.iter().position(|&b| b == b':').unwrap_or(host.len());
+        (&host[..end], &host[end..])
+    };
+    let name_ok = name.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+    });
+    let port_ok = match rest.split_first() {
+        None => true,
+        Some((b':', port)) => port.len() <= 5 && port.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    name_ok && port_ok
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut res = Response::new(Body::from(text));
     *res.status_mut() = status;
@@ -132,7 +232,8 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 
 impl<S: HttpService> ConnService<S> {
     /// Checks the limits hyper does not enforce by itself: the request line and each
-    /// header line (hyper bounds only the whole head), and the field count on HTTP/2.
+    /// header line (hyper bounds only the whole head), and the field count on HTTP/2;
+    /// and, on HTTP/1.1, the `Host` rule hyper is lenient about.
     fn check_head(&self, req: &Request<hyper::body::Incoming>) -> Option<Response<Body>> {
         let config = &self.server.config;
         let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
@@ -157,6 +258,13 @@ impl<S: HttpService> ConnService<S> {
                     "431 Header line too long\n",
                 ));
             }
+        }
+        // RFC 9112 §3.2: an HTTP/1.1 request without exactly one valid Host is a 400.
+        if req.version() == Version::HTTP_11 && !valid_host(headers) {
+            return Some(plain(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request: HTTP/1.1 needs exactly one valid Host header\n",
+            ));
         }
         None
     }
@@ -193,7 +301,25 @@ impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for
         let (parts, body) = req.into_parts();
         let body = Body::incoming(body, self.server.config.body_read_timeout);
         let req = Request::from_parts(parts, body);
-        let fut = self.server.service.call(req, &self.info);
+        // A service may panic before it returns its future, not only when polled.
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.server.service.call(req, &self.info)
+        }));
+        let fut = match call {
+            Ok(fut) => fut,
+            Err(payload) => {
+                tracing::error!(
+                    panic = panic_message(&*payload),
+                    "request handler panicked; answered 500 and closing the connection"
+                );
+                return ResponseFuture {
+                    kind: Kind::Ready(None),
+                    guard: Some(guard),
+                    close: true,
+                    h2,
+                };
+            }
+        };
         ResponseFuture {
             kind: Kind::Call(AssertUnwindSafe(fut).catch_unwind()),
             guard: Some(guard),
@@ -294,21 +420,19 @@ where
 
 /// Serves one accepted connection until it ends, the server shuts down or the grace
 /// period runs out.
-pub(crate) async fn serve_connection<I, S>(
-    io: I,
-    info: ConnectionInfo,
-    server: Arc<ServerInner<S>>,
-    mut phase: watch::Receiver<Phase>,
-) where
+pub(crate) async fn serve_connection<I, S>(io: I, info: ConnectionInfo, server: Arc<ServerInner<S>>)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService,
 {
     let shared = Arc::new(ConnShared::new());
+    let registration = server.register(&shared);
     let config = &server.config;
     let io = TimedIo::new(
         io,
         shared.clone(),
         config.header_read_timeout,
+        config.keep_alive_timeout,
         config.write_timeout,
     );
     let service = ConnService {
@@ -319,58 +443,108 @@ pub(crate) async fn serve_connection<I, S>(
     let conn = server
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), service);
-    let mut conn = std::pin::pin!(conn);
-
-    // HTTP/2 has no idle timer in hyper: check every quarter of the keep-alive timeout
-    // and send GOAWAY once the connection has had no stream for four checks in a row.
-    let tick = config.keep_alive_timeout / 4;
-    let mut idle_checks = 0u32;
-    let mut last_seen = 0u64;
-    let mut closing = false;
-    if *phase.borrow() != Phase::Running {
-        conn.as_mut().graceful_shutdown();
-        closing = true;
+    let conn = std::pin::pin!(conn);
+    Drive::new(conn, |conn| conn.graceful_shutdown(), &shared).await;
+    drop(registration);
+    if let Ok(mut waker) = shared.waker.lock() {
+        waker.take();
     }
-    loop {
-        tokio::select! {
-            biased;
-            res = conn.as_mut() => {
-                if let Err(err) = res {
-                    tracing::debug!(error = %err, "connection ended with an error");
-                }
-                return;
+}
+
+/// Polls a connection and applies the control bits. Shutdown and close requests reach
+/// it through the waker stored once in [`ConnShared`], so a busy connection pays two
+/// atomic loads per wake-up, not a channel poll.
+struct Drive<'a, C, G> {
+    conn: Pin<&'a mut C>,
+    /// Starts the connection's graceful shutdown (hyper-util's bounds are not nameable
+    /// here, so the caller passes the call in).
+    graceful: G,
+    shared: &'a ConnShared,
+    closing: bool,
+    registered: bool,
+}
+
+impl<'a, C, G> Drive<'a, C, G>
+where
+    G: FnMut(Pin<&mut C>),
+{
+    fn new(conn: Pin<&'a mut C>, graceful: G, shared: &'a ConnShared) -> Self {
+        Self {
+            conn,
+            graceful,
+            shared,
+            closing: false,
+            registered: false,
+        }
+    }
+}
+
+impl<C, G, E> Future for Drive<'_, C, G>
+where
+    C: Future<Output = Result<(), E>>,
+    G: FnMut(Pin<&mut C>) + Unpin,
+    E: std::fmt::Display,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if !this.registered {
+            if let Ok(mut slot) = this.shared.waker.lock() {
+                *slot = Some(cx.waker().clone());
             }
-            changed = phase.changed() => {
-                let now = if changed.is_ok() { *phase.borrow() } else { Phase::Force };
-                match now {
-                    Phase::Running => {}
-                    Phase::Graceful if !closing => {
-                        conn.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                    Phase::Graceful => {}
-                    Phase::Force => return,
-                }
+            this.registered = true;
+        }
+        let control = this.shared.control.load(Ordering::Acquire);
+        if control & CONTROL_FORCE != 0 {
+            return Poll::Ready(());
+        }
+        if control & CONTROL_GRACEFUL != 0 && !this.closing {
+            this.closing = true;
+            (this.graceful)(this.conn.as_mut());
+        }
+        match this.conn.as_mut().poll(cx) {
+            Poll::Ready(Err(err)) => {
+                tracing::debug!(error = %err, "connection ended with an error");
+                Poll::Ready(())
             }
-            () = shared.close.notified(), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            () = tokio::time::sleep(tick), if !closing => {
-                let served = shared.requests.load(Ordering::Relaxed);
-                let h2 = shared.state.load(Ordering::Relaxed) == STATE_H2;
-                if h2 && shared.active.load(Ordering::Relaxed) == 0 && served == last_seen {
-                    idle_checks += 1;
-                    if idle_checks >= 4 {
-                        tracing::debug!("idle HTTP/2 connection, sending GOAWAY");
-                        conn.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                } else {
-                    idle_checks = 0;
-                }
-                last_seen = served;
-            }
+            Poll::Ready(Ok(())) => Poll::Ready(()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_authority;
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            &b""[..],
+            b"localhost",
+            b"localhost:8080",
+            b"127.0.0.1:80",
+            b"[::1]:443",
+            b"[fe80::1%25eth0]",
+            b"example.com:",
+            b"a-b.c_d~e",
+        ] {
+            assert!(valid_authority(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"user@host"[..],
+            b"host:80:80",
+            b"host/path",
+            b"[::1",
+            b"[]",
+            b"host:port",
+            b"host:123456",
+            b"ho st",
+            b"host?x",
+            b"[::1]x",
+        ] {
+            assert!(!valid_authority(bad), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 }

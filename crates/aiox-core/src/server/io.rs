@@ -1,12 +1,17 @@
-//! The connection's I/O wrapper: the header-read deadline and the write timeout.
+//! The connection's I/O wrapper: the header-read deadline, the keep-alive idle
+//! timeout and the write timeout.
 //!
 //! hyper runs its own `header_read_timeout` while a keep-alive connection sits idle,
 //! so with hyper alone the idle timeout and the head deadline are one number
-//! (hyperium/hyper#3828). aiox gives hyper the idle value (75 s) and enforces the
-//! 30 s head deadline here, from accept for the first request and from the first byte
-//! of each later request, so slowloris clients are cut off at 30 s while idle
-//! keep-alive connections behind a proxy live for 75 s.
+//! (hyperium/hyper#3828), and it allocates a new timer for every request. aiox turns
+//! hyper's timer off and enforces both here with one reusable timer per connection:
+//! the head deadline (30 s) from accept for the first request and from the first
+//! byte of each later request, so slowloris clients are cut off at 30 s, and the idle
+//! timeout (75 s) between requests, so keep-alive connections behind a proxy live
+//! for 75 s. The timer is only reset when it fires before the deadline in force, so
+//! a busy connection costs one clock read per request.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,14 +22,19 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use super::conn::{ConnShared, STATE_HEAD, STATE_IDLE};
+use super::conn::{ConnShared, STATE_BUSY, STATE_H2, STATE_HEAD, STATE_IDLE};
 
 pub(crate) struct TimedIo<I> {
     io: I,
     shared: Arc<ConnShared>,
     head_timeout: Duration,
-    head_deadline: Instant,
-    head_timer: Option<Pin<Box<Sleep>>>,
+    /// When the head being read must be complete; set when a read of it first waits.
+    head_deadline: Option<Instant>,
+    idle_timeout: Duration,
+    /// When the idle connection is closed, and the request count it was computed at.
+    idle_deadline: Instant,
+    idle_gen: u64,
+    timer: Option<Pin<Box<Sleep>>>,
     write_timeout: Duration,
     write_timer: Option<Pin<Box<Sleep>>>,
     write_waiting: bool,
@@ -35,17 +45,40 @@ impl<I> TimedIo<I> {
         io: I,
         shared: Arc<ConnShared>,
         head_timeout: Duration,
+        idle_timeout: Duration,
         write_timeout: Duration,
     ) -> Self {
+        let now = Instant::now();
         Self {
             io,
             shared,
             head_timeout,
-            head_deadline: Instant::now() + head_timeout,
-            head_timer: None,
+            head_deadline: Some(now + head_timeout),
+            idle_timeout,
+            idle_deadline: now + idle_timeout,
+            idle_gen: 0,
+            timer: None,
             write_timeout,
             write_timer: None,
             write_waiting: false,
+        }
+    }
+
+    /// Polls the connection timer for `deadline`; ready once the deadline has passed.
+    fn poll_deadline(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() > deadline {
+            timer.as_mut().reset(deadline);
+        }
+        loop {
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if Instant::now() >= deadline => return Poll::Ready(()),
+                // Fired for an earlier deadline that no longer holds: wait for this one.
+                Poll::Ready(()) => timer.as_mut().reset(deadline),
+            }
         }
     }
 }
@@ -53,25 +86,6 @@ impl<I> TimedIo<I> {
 fn timed_out(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, what)
 }
-
-fn poll_deadline(
-    timer: &mut Option<Pin<Box<Sleep>>>,
-    deadline: Instant,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    let timer = match timer {
-        Some(t) => {
-            if t.deadline() != deadline {
-                t.as_mut().reset(deadline);
-            }
-            t
-        }
-        None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
-    };
-    timer.as_mut().poll(cx)
-}
-
-use std::future::Future;
 
 impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
     fn poll_read(
@@ -86,20 +100,54 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
         match res {
             Poll::Ready(Ok(())) => {
                 if state == STATE_IDLE && buf.filled().len() > before {
-                    // The first byte of the next request head: its deadline starts now.
+                    // The first byte of the next request head: its deadline starts now
+                    // (read from the clock only if the head does not arrive at once).
                     this.shared.state.store(STATE_HEAD, Ordering::Relaxed);
-                    this.head_deadline = Instant::now() + this.head_timeout;
+                    this.head_deadline = None;
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending if state == STATE_HEAD => {
-                match poll_deadline(&mut this.head_timer, this.head_deadline, cx) {
+                let head_timeout = this.head_timeout;
+                let deadline = *this
+                    .head_deadline
+                    .get_or_insert_with(|| Instant::now() + head_timeout);
+                match this.poll_deadline(deadline, cx) {
                     Poll::Ready(()) => {
                         tracing::debug!("request head not complete in time, closing");
                         Poll::Ready(Err(timed_out("header read timeout")))
                     }
                     Poll::Pending => Poll::Pending,
                 }
+            }
+            Poll::Pending
+                if state == STATE_IDLE
+                    || (state == STATE_H2 && this.shared.active.load(Ordering::Relaxed) == 0) =>
+            {
+                let served = this.shared.requests.load(Ordering::Relaxed);
+                if served != this.idle_gen {
+                    this.idle_gen = served;
+                    this.idle_deadline = Instant::now() + this.idle_timeout;
+                }
+                match this.poll_deadline(this.idle_deadline, cx) {
+                    Poll::Ready(()) if state == STATE_IDLE => {
+                        tracing::debug!("keep-alive connection idle too long, closing");
+                        Poll::Ready(Err(timed_out("keep-alive idle timeout")))
+                    }
+                    Poll::Ready(()) => {
+                        // HTTP/2: no stream for the idle timeout, send GOAWAY (once).
+                        if this.shared.request_close() {
+                            tracing::debug!("idle HTTP/2 connection, sending GOAWAY");
+                        }
+                        Poll::Pending
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Poll::Pending if state == STATE_BUSY => {
+                // See `ConnShared::read_parked`: woken when the request finishes.
+                this.shared.read_parked.store(true, Ordering::Relaxed);
+                Poll::Pending
             }
             other => other,
         }

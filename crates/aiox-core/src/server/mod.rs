@@ -19,10 +19,11 @@ mod conn;
 mod io;
 mod listener;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use http::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -144,6 +145,71 @@ pub(crate) struct ServerInner<S> {
     connections: AtomicUsize,
     drained: Notify,
     limit: Option<Arc<Semaphore>>,
+    /// Open connections' shared state, so shutdown can signal each one.
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    open: HashMap<u64, Arc<conn::ConnShared>>,
+}
+
+/// Removes a connection from the registry when it ends.
+pub(crate) struct Registration<'a, S> {
+    server: &'a ServerInner<S>,
+    id: u64,
+}
+
+impl<S> Drop for Registration<'_, S> {
+    fn drop(&mut self) {
+        if let Ok(mut registry) = self.server.registry.lock() {
+            registry.open.remove(&self.id);
+        }
+    }
+}
+
+impl<S> ServerInner<S> {
+    /// Adds a connection to the registry; one that arrives during a shutdown is told
+    /// to close at once.
+    pub(crate) fn register(&self, shared: &Arc<conn::ConnShared>) -> Registration<'_, S> {
+        let id = match self.registry.lock() {
+            Ok(mut registry) => {
+                let id = registry.next;
+                registry.next += 1;
+                registry.open.insert(id, shared.clone());
+                id
+            }
+            Err(_) => u64::MAX,
+        };
+        match *self.phase.borrow() {
+            Phase::Running => {}
+            Phase::Graceful => {
+                shared.signal(conn::CONTROL_GRACEFUL);
+            }
+            Phase::Force => {
+                shared.signal(conn::CONTROL_FORCE);
+            }
+        }
+        Registration { server: self, id }
+    }
+
+    /// Moves to `phase` and signals every open connection.
+    fn enter(&self, phase: Phase) {
+        self.phase.send_replace(phase);
+        let bits = match phase {
+            Phase::Running => return,
+            Phase::Graceful => conn::CONTROL_GRACEFUL,
+            Phase::Force => conn::CONTROL_FORCE,
+        };
+        let open: Vec<_> = match self.registry.lock() {
+            Ok(registry) => registry.open.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        for shared in open {
+            shared.signal(bits);
+        }
+    }
 }
 
 /// A server: one service, one configuration, any number of listeners, and one
@@ -176,14 +242,13 @@ fn hyper_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
         .keep_alive(true)
         .half_close(false)
         .max_headers(config.max_headers)
         .max_buf_size(config.max_head_size.max(8 * 1024))
-        // hyper's head timer also runs while a keep-alive connection is idle, so it is
-        // given the idle timeout; the shorter head deadline is enforced by `io::TimedIo`.
-        .header_read_timeout(config.keep_alive_timeout);
+        // hyper's head timer also runs while a keep-alive connection is idle and
+        // allocates per request; `io::TimedIo` enforces both deadlines instead.
+        .header_read_timeout(None);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -225,6 +290,7 @@ impl<S: HttpService> Server<S> {
                 connections: AtomicUsize::new(0),
                 drained: Notify::new(),
                 limit,
+                registry: Mutex::new(Registry::default()),
             }),
         }
     }
@@ -286,7 +352,7 @@ impl<S: HttpService> Server<S> {
     /// finished within the grace period.
     pub async fn shutdown(&self) -> bool {
         let inner = &self.inner;
-        inner.phase.send_replace(Phase::Graceful);
+        inner.enter(Phase::Graceful);
         let drained = async {
             loop {
                 let notified = inner.drained.notified();
@@ -304,14 +370,14 @@ impl<S: HttpService> Server<S> {
                 open = inner.connections.load(Ordering::Relaxed),
                 "shutdown grace period over, closing the remaining connections"
             );
-            inner.phase.send_replace(Phase::Force);
+            inner.enter(Phase::Force);
         }
         clean
     }
 
     /// Starts a graceful shutdown without waiting for it.
     pub fn start_shutdown(&self) {
-        self.inner.phase.send_replace(Phase::Graceful);
+        self.inner.enter(Phase::Graceful);
     }
 
     async fn accept_loop(
@@ -360,7 +426,6 @@ impl<S: HttpService> Server<S> {
                 server: inner.clone(),
             };
             let server = inner.clone();
-            let phase = inner.phase.subscribe();
             #[cfg(feature = "tls")]
             let tls = tls.clone();
             tokio::spawn(async move {
@@ -378,7 +443,7 @@ impl<S: HttpService> Server<S> {
                                     info.tls = true;
                                     info.alpn =
                                         stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-                                    conn::serve_connection(stream, info, server, phase).await;
+                                    conn::serve_connection(stream, info, server).await;
                                 }
                                 Ok(Err(err)) => {
                                     tracing::debug!(error = %err, ?remote, "TLS handshake failed");
@@ -389,11 +454,11 @@ impl<S: HttpService> Server<S> {
                             }
                             return;
                         }
-                        conn::serve_connection(stream, info, server, phase).await;
+                        conn::serve_connection(stream, info, server).await;
                     }
                     Accepted::Unix(stream) => {
                         let info = ConnectionInfo::new(None, None);
-                        conn::serve_connection(stream, info, server, phase).await;
+                        conn::serve_connection(stream, info, server).await;
                     }
                 }
             });

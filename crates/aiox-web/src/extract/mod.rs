@@ -60,14 +60,23 @@ fn short(err: &impl std::fmt::Display) -> String {
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
     serde_json::from_slice(bytes).map_err(|err| {
         use serde_json::error::Category;
-        match err.classify() {
-            Category::Data => HttpError::unprocessable_entity().with_message(format!(
-                "422 Unprocessable Entity: JSON does not match the expected shape: {}",
-                short(&err)
-            )),
-            _ => HttpError::bad_request()
-                .with_message(format!("400 Bad Request: invalid JSON: {}", short(&err))),
-        }
+        // The parser stops at the first error, so malformed JSON can fail on its shape
+        // (`[1, 2` for a struct) before the syntax error is reached: only JSON that is
+        // well-formed as a whole is a 422.
+        let err = match err.classify() {
+            Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => {
+                    return HttpError::unprocessable_entity().with_message(format!(
+                        "422 Unprocessable Entity: JSON does not match the expected shape: {}",
+                        short(&err)
+                    ));
+                }
+                Err(syntax) => syntax,
+            },
+            _ => err,
+        };
+        HttpError::bad_request()
+            .with_message(format!("400 Bad Request: invalid JSON: {}", short(&err)))
     })
 }
 
@@ -254,6 +263,11 @@ mod tests {
             id: u32,
         }
         assert_eq!(parse_json::<Item>(b"{oops").unwrap_err().status(), 400);
+        assert_eq!(parse_json::<Item>(b"[1, 2").unwrap_err().status(), 400);
+        assert_eq!(
+            parse_json::<Item>(b"{\"id\":\"x\",").unwrap_err().status(),
+            400
+        );
         assert_eq!(
             parse_json::<Item>(b"{\"id\":\"x\"}").unwrap_err().status(),
             422
