@@ -1,14 +1,16 @@
 //! The smallest aiox server, and the benchmark server.
 //!
 //! ```text
-//! cargo run --release --example hello -- [--bind ADDR] [--workers N] [--tls-cert FILE --tls-key FILE]
+//! cargo run --release --example hello -- [--bind ADDR] [--workers N]
+//!     [--tls-cert FILE --tls-key FILE] [--max-requests-per-connection N]
 //! ```
 //!
 //! `GET /` answers `Hello, World!` (text/plain) and `GET /json` answers
 //! `{"message":"Hello, World!"}`, over HTTP/1.1 and HTTP/2 (h2c by prior knowledge, or
 //! ALPN with TLS). Prints `listening on http://ADDR` once accepting; SIGINT or SIGTERM
 //! finishes in-flight requests (10 s grace) and exits 0. `RUST_LOG=info` shows the
-//! access log.
+//! access log. `--max-requests-per-connection` changes the 1,000-request cap per
+//! connection (0 = none; the benchmark uses 0 because h2load does not reconnect).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use aiox::web::{Application, Json, Runner, ServerConfig, Site, shutdown_signal};
 
-const USAGE: &str = "usage: hello [--bind ADDR] [--workers N] [--tls-cert FILE --tls-key FILE]";
+const USAGE: &str = "usage: hello [--bind ADDR] [--workers N] [--tls-cert FILE --tls-key FILE] [--max-requests-per-connection N]";
 
 #[derive(serde::Serialize)]
 struct Message {
@@ -37,11 +39,14 @@ struct Args {
     bind: SocketAddr,
     workers: Option<usize>,
     tls: Option<(String, String)>,
+    /// 0 = no limit.
+    max_requests: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut bind: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
     let mut workers = None;
+    let mut max_requests = None;
     let (mut cert, mut key) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -61,6 +66,13 @@ fn parse_args() -> Result<Args, String> {
                 }
                 workers = Some(n);
             }
+            "--max-requests-per-connection" => {
+                let v = value("--max-requests-per-connection")?;
+                let n: u64 = v
+                    .parse()
+                    .map_err(|_| format!("invalid --max-requests-per-connection: {v}"))?;
+                max_requests = Some(n);
+            }
             "--tls-cert" => cert = Some(value("--tls-cert")?),
             "--tls-key" => key = Some(value("--tls-key")?),
             "-h" | "--help" => return Err(String::new()),
@@ -72,14 +84,24 @@ fn parse_args() -> Result<Args, String> {
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
-    Ok(Args { bind, workers, tls })
+    Ok(Args {
+        bind,
+        workers,
+        tls,
+        max_requests,
+    })
 }
 
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Listen for SIGINT/SIGTERM before announcing readiness, so no signal is lost.
     let signal = shutdown_signal();
     let app = Application::new().get("/", hello).get("/json", json);
-    let config = ServerConfig::default().shutdown_grace(Duration::from_secs(10));
+    let mut config = ServerConfig::default().shutdown_grace(Duration::from_secs(10));
+    match args.max_requests {
+        Some(0) => config = config.max_requests_per_connection(u64::MAX),
+        Some(n) => config = config.max_requests_per_connection(n),
+        None => {}
+    }
     let mut runner = Runner::with_config(app, config).await?;
     let (site, scheme) = match args.tls {
         Some((cert, key)) => (

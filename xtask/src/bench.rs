@@ -88,6 +88,8 @@ struct ServerSpec {
     h2c: bool,
     /// Answers every request with the same canned response (skip `/json` checks).
     canned: bool,
+    /// Extra arguments for this server only.
+    extra_args: &'static [&'static str],
     about: &'static str,
 }
 
@@ -96,30 +98,37 @@ const SERVERS: &[ServerSpec] = &[
         name: "hello",
         h2c: true,
         canned: false,
+        // aiox closes a connection after 1,000 requests (nginx's keepalive_requests);
+        // h2load does not reconnect after a GOAWAY, and the peers have no such limit.
+        extra_args: &["--max-requests-per-connection", "0"],
         about: "aiox `examples/hello.rs`",
     },
     ServerSpec {
         name: "hyper",
         h2c: true,
         canned: false,
+        extra_args: &[],
         about: "raw hyper 1.x + hyper-util `auto` (`service_fn`, no tracing): the baseline",
     },
     ServerSpec {
         name: "axum",
         h2c: true,
         canned: false,
+        extra_args: &[],
         about: "axum 0.8 (default features + `http2`), `axum::serve`",
     },
     ServerSpec {
         name: "actix",
         h2c: true,
         canned: false,
+        extra_args: &[],
         about: "actix-web 4 (`bind_auto_h2c`)",
     },
     ServerSpec {
         name: "canned",
         h2c: false,
         canned: true,
+        extra_args: &[],
         about: "tokio, no HTTP parsing, one fixed response per `\\r\\n\\r\\n` (the floor; HTTP/1.1 only)",
     },
 ];
@@ -468,8 +477,9 @@ fn pinned(cpu: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
     cmd
 }
 
-fn server_args(cmd: &mut Command) {
+fn server_args(cmd: &mut Command, spec: &ServerSpec) {
     cmd.args(["--bind", "127.0.0.1:0", "--workers", "1"]);
+    cmd.args(spec.extra_args);
 }
 
 /// Starts a server and waits for its `listening on` line.
@@ -540,7 +550,7 @@ impl Bench {
             .join(format!("{}-round{round}.log", t.spec.name));
         let _ = fs::remove_file(&log);
         let mut cmd = pinned(self.cpus.server, &t.bin);
-        server_args(&mut cmd);
+        server_args(&mut cmd, t.spec);
         let (proc, addr) = match start(cmd, &log, Duration::from_secs(30)) {
             Ok(v) => v,
             Err(e) => return loads.into_iter().map(|l| (l, Err(e.to_string()))).collect(),
@@ -734,7 +744,7 @@ impl Bench {
             .arg(format!("--callgrind-out-file={}", out_file.display()))
             .arg(&t.bin)
             .env("GLIBC_TUNABLES", GLIBC_TUNABLES);
-        server_args(&mut cmd);
+        server_args(&mut cmd, t.spec);
         let (proc, addr) = start(cmd, &log, Duration::from_secs(180))?;
 
         let url = format!("http://{addr}{}", load.path());

@@ -5,6 +5,7 @@
 //! commands, finding and installing tools, and Python venvs are in `util`.
 
 mod bench;
+mod interop;
 mod util;
 
 const HELP: &str = "\
@@ -13,6 +14,7 @@ cargo xtask <task> [args]
 Tasks:
   bench    benchmark the `hello` example against peer servers
            (`cargo xtask bench --help` for options)
+  interop  run the examples against curl, h2load, aiohttp and httpx
   help     this text";
 
 fn main() {
@@ -23,6 +25,7 @@ fn main() {
     };
     let result = match task.as_str() {
         "bench" => bench::run(rest),
+        "interop" => interop::run(rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");
             Ok(())

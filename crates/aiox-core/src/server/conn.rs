@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::task::{Context, Poll};
 
@@ -37,10 +37,11 @@ pub(crate) struct ConnShared {
     pub(crate) state: AtomicU8,
     pub(crate) requests: AtomicU64,
     pub(crate) active: AtomicUsize,
-    /// Set by `io::TimedIo` when hyper's read waits while a request is served (HTTP/1):
-    /// hyper does not read again when the connection goes idle, so the request guard
-    /// wakes the driver then, and the next read starts the keep-alive idle timer.
-    pub(crate) read_parked: AtomicBool,
+    /// When the connection was accepted: the origin of `idle_since`.
+    pub(crate) started: tokio::time::Instant,
+    /// Nanoseconds from `started` to the end of the last HTTP/1 request: the start of
+    /// the keep-alive idle period (written by the request guard).
+    pub(crate) idle_since: AtomicU64,
     /// `CONTROL_*` bits set by the server or the service, read by the driver.
     control: AtomicU8,
     /// The driver task's waker, stored once: the connection runs on one task.
@@ -58,7 +59,8 @@ impl ConnShared {
             state: AtomicU8::new(STATE_HEAD),
             requests: AtomicU64::new(0),
             active: AtomicUsize::new(0),
-            read_parked: AtomicBool::new(false),
+            started: tokio::time::Instant::now(),
+            idle_since: AtomicU64::new(0),
             control: AtomicU8::new(0),
             waker: Mutex::new(None),
         }
@@ -103,17 +105,12 @@ impl Drop for RequestGuard {
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
-        // hyper re-reads on going idle only when its own head timer is on (it is off):
-        // without this wake a read parked while busy never arms the idle timer, and an
-        // idle keep-alive connection would stay open forever.
-        if idle.is_ok() && self.shared.read_parked.swap(false, Ordering::Relaxed) {
-            let waker = match self.shared.waker.lock() {
-                Ok(slot) => slot.clone(),
-                Err(poisoned) => poisoned.into_inner().clone(),
-            };
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+        if idle.is_ok() {
+            let shared = &self.shared;
+            let since = shared.started.elapsed().as_nanos();
+            shared
+                .idle_since
+                .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
         }
     }
 }
@@ -161,40 +158,15 @@ impl<S> Clone for ConnService<S> {
     }
 }
 
-/// True if `headers` hold exactly one `Host`, empty or a valid `host[:port]`.
-fn valid_host(headers: &http::HeaderMap) -> bool {
-    let mut hosts = headers.get_all(http::header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (Some(host), None) => valid_authority(host.as_bytes()),
-        _ => false,
-    }
-}
-
-/// RFC 3986 `host [ ":" port ]`, empty allowed (RFC 9112 §3.2); no userinfo. A byte
-/// loop rather than `http::uri::Authority`'s parser, which costs ~10x as much on
-/// every request.
-fn valid_authority(host: &[u8]) -> bool {
-    let (name, rest) = if let Some(inner) = host.strip_prefix(b"[") {
-        let Some(end) = inner.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        let literal = &inner[..end];
-        let ok = !literal.is_empty()
-            && literal.iter().all(|&b| {
-                b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'%' | b'-' | b'_' | b'~')
-            });
-        if !ok {
-            return false;
-        }
-        (&[][..], &inner[end + 1..])
-    } else {
-        let end = host.iter().position(|&b| b == b':').unwrap_or(host.len());
-        (&host[..end], &host[end..])
-    };
-    let name_ok = name.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
+/// Bytes allowed in an RFC 3986 `reg-name`: unreserved, `%` and sub-delims.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
             || matches!(
-                b,
+                c,
                 b'-' | b'.'
                     | b'_'
                     | b'~'
@@ -210,14 +182,48 @@ fn valid_authority(host: &[u8]) -> bool {
                     | b','
                     | b';'
                     | b'='
-            )
-    });
-    let port_ok = match rest.split_first() {
-        None => true,
-        Some((b':', port)) => port.len() <= 5 && port.iter().all(u8::is_ascii_digit),
-        Some(_) => false,
+            );
+        b += 1;
+    }
+    table
+};
+
+/// RFC 3986 `host [ ":" port ]`, empty allowed (RFC 9112 §3.2); no userinfo. A byte
+/// loop rather than `http::uri::Authority`'s parser, which costs ~10x as much on
+/// every request.
+fn valid_authority(host: &[u8]) -> bool {
+    let port = if let Some(inner) = host.strip_prefix(b"[") {
+        let Some(end) = inner.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &inner[..end];
+        let literal_ok = !literal.is_empty()
+            && literal.iter().all(|&b| {
+                b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'%' | b'-' | b'_' | b'~')
+            });
+        if !literal_ok {
+            return false;
+        }
+        &inner[end + 1..]
+    } else {
+        // One pass: reg-name bytes up to the first ':'.
+        let mut end = host.len();
+        for (i, &b) in host.iter().enumerate() {
+            if b == b':' {
+                end = i;
+                break;
+            }
+            if !REG_NAME[usize::from(b)] {
+                return false;
+            }
+        }
+        &host[end..]
     };
-    name_ok && port_ok
+    match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    }
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -250,6 +256,10 @@ impl<S: HttpService> ConnService<S> {
             ));
         }
         let max_line = config.max_header_line;
+        // One pass over the fields checks the line lengths and finds the Host lines (a
+        // map lookup for Host would cost as much again).
+        let mut hosts = 0u32;
+        let mut host_ok = true;
         for (name, value) in headers {
             // name ": " value CRLF
             if name.as_str().len() + value.len() + 4 > max_line {
@@ -258,9 +268,13 @@ impl<S: HttpService> ConnService<S> {
                     "431 Header line too long\n",
                 ));
             }
+            if name == http::header::HOST {
+                hosts += 1;
+                host_ok = valid_authority(value.as_bytes());
+            }
         }
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one valid Host is a 400.
-        if req.version() == Version::HTTP_11 && !valid_host(headers) {
+        if req.version() == Version::HTTP_11 && !(hosts == 1 && host_ok) {
             return Some(plain(
                 StatusCode::BAD_REQUEST,
                 "400 Bad Request: HTTP/1.1 needs exactly one valid Host header\n",

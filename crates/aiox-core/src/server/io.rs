@@ -35,6 +35,9 @@ pub(crate) struct TimedIo<I> {
     idle_deadline: Instant,
     idle_gen: u64,
     timer: Option<Pin<Box<Sleep>>>,
+    /// True once `timer` has been polled since it was last armed: the connection runs
+    /// on one task, so the registered waker stays right and need not be polled again.
+    timer_polled: bool,
     write_timeout: Duration,
     write_timer: Option<Pin<Box<Sleep>>>,
     write_waiting: bool,
@@ -58,6 +61,7 @@ impl<I> TimedIo<I> {
             idle_deadline: now + idle_timeout,
             idle_gen: 0,
             timer: None,
+            timer_polled: false,
             write_timeout,
             write_timer: None,
             write_waiting: false,
@@ -66,18 +70,64 @@ impl<I> TimedIo<I> {
 
     /// Polls the connection timer for `deadline`; ready once the deadline has passed.
     fn poll_deadline(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() > deadline {
-            timer.as_mut().reset(deadline);
-        }
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if timer.deadline() > deadline {
+                    timer.as_mut().reset(deadline);
+                    self.timer_polled = false;
+                }
+                timer
+            }
+            None => {
+                self.timer_polled = false;
+                self.timer
+                    .insert(Box::pin(tokio::time::sleep_until(deadline)))
+            }
+        };
         loop {
-            match timer.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(()) if Instant::now() >= deadline => return Poll::Ready(()),
+            if timer.is_elapsed() {
+                if Instant::now() >= deadline {
+                    return Poll::Ready(());
+                }
                 // Fired for an earlier deadline that no longer holds: wait for this one.
-                Poll::Ready(()) => timer.as_mut().reset(deadline),
+                timer.as_mut().reset(deadline);
+                self.timer_polled = false;
+            }
+            if self.timer_polled {
+                return Poll::Pending;
+            }
+            self.timer_polled = true;
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Keeps the timer armed while a request is served, no later than the earliest
+    /// idle deadline (now + timeout): hyper may not read again when the request ends,
+    /// so the idle deadline is checked when this timer wakes the read. It is re-armed
+    /// only once it has fired, so a busy connection pays no clock read here.
+    fn arm_while_busy(&mut self, cx: &mut Context<'_>) {
+        let idle_timeout = self.idle_timeout;
+        let timer = match &mut self.timer {
+            Some(timer) => timer,
+            None => {
+                self.timer_polled = false;
+                self.timer
+                    .insert(Box::pin(tokio::time::sleep(idle_timeout)))
+            }
+        };
+        loop {
+            if timer.is_elapsed() {
+                timer.as_mut().reset(Instant::now() + idle_timeout);
+                self.timer_polled = false;
+            }
+            if self.timer_polled {
+                return;
+            }
+            self.timer_polled = true;
+            if timer.as_mut().poll(cx).is_pending() {
+                return;
             }
         }
     }
@@ -120,9 +170,24 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
                     Poll::Pending => Poll::Pending,
                 }
             }
+            Poll::Pending if state == STATE_IDLE => {
+                let shared = &this.shared;
+                let since = Duration::from_nanos(shared.idle_since.load(Ordering::Relaxed));
+                let deadline = shared.started + since + this.idle_timeout;
+                match this.poll_deadline(deadline, cx) {
+                    Poll::Ready(()) => {
+                        tracing::debug!("keep-alive connection idle too long, closing");
+                        Poll::Ready(Err(timed_out("keep-alive idle timeout")))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Poll::Pending if state == STATE_BUSY => {
+                this.arm_while_busy(cx);
+                Poll::Pending
+            }
             Poll::Pending
-                if state == STATE_IDLE
-                    || (state == STATE_H2 && this.shared.active.load(Ordering::Relaxed) == 0) =>
+                if state == STATE_H2 && this.shared.active.load(Ordering::Relaxed) == 0 =>
             {
                 let served = this.shared.requests.load(Ordering::Relaxed);
                 if served != this.idle_gen {
@@ -130,12 +195,8 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
                     this.idle_deadline = Instant::now() + this.idle_timeout;
                 }
                 match this.poll_deadline(this.idle_deadline, cx) {
-                    Poll::Ready(()) if state == STATE_IDLE => {
-                        tracing::debug!("keep-alive connection idle too long, closing");
-                        Poll::Ready(Err(timed_out("keep-alive idle timeout")))
-                    }
                     Poll::Ready(()) => {
-                        // HTTP/2: no stream for the idle timeout, send GOAWAY (once).
+                        // No stream for the idle timeout: send GOAWAY (once).
                         if this.shared.request_close() {
                             tracing::debug!("idle HTTP/2 connection, sending GOAWAY");
                         }
@@ -143,11 +204,6 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
                     }
                     Poll::Pending => Poll::Pending,
                 }
-            }
-            Poll::Pending if state == STATE_BUSY => {
-                // See `ConnShared::read_parked`: woken when the request finishes.
-                this.shared.read_parked.store(true, Ordering::Relaxed);
-                Poll::Pending
             }
             other => other,
         }
