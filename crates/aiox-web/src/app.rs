@@ -307,6 +307,7 @@ impl AppService {
         let strip_body = head.method == Method::HEAD && head.version == http::Version::HTTP_2;
         let shared = &self.shared;
         let mut req = Request::new(head, body, conn.clone(), shared.clone());
+        let no_middleware = shared.middlewares.is_empty();
         let endpoint = match routing_path(req.raw_path()) {
             None => Endpoint::BadPath,
             Some(path) => match shared.router.find(&path) {
@@ -328,6 +329,14 @@ impl AppService {
                     }
                     req.match_info.route = Some(route.pattern.clone());
                     match route.methods.resolve(req.method()) {
+                        // The common case needs no endpoint value: call the handler.
+                        Resolved::Handler(handler) if no_middleware => {
+                            return AppFuture {
+                                fut: handler.call(req),
+                                log,
+                                strip_body,
+                            };
+                        }
                         Resolved::Handler(handler) => Endpoint::Handler(handler.clone()),
                         Resolved::Options(allow) => Endpoint::Options(allow),
                         Resolved::NotAllowed(allow) => Endpoint::MethodNotAllowed(allow),
@@ -335,7 +344,7 @@ impl AppService {
                 }
             },
         };
-        let fut = if shared.middlewares.is_empty() {
+        let fut = if no_middleware {
             endpoint.call(req)
         } else {
             Next::new(shared.middlewares.clone(), endpoint).run(req)
@@ -415,7 +424,7 @@ impl AccessLog {
         }))
     }
 
-    fn finish(self, res: &Response) {
+    fn finish(self, res: &http::Response<Body>) {
         let bytes = http_body::Body::size_hint(res.body()).exact();
         let remote = self
             .remote
@@ -471,15 +480,25 @@ impl Future for AppFuture {
         match this.fut.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(res) => {
-                if let Some(log) = this.log.take() {
-                    log.finish(&res);
-                }
                 let mut res = res.into_inner();
-                if this.strip_body {
-                    strip_body(&mut res);
+                if this.log.is_some() || this.strip_body {
+                    this.finish(&mut res);
                 }
                 Poll::Ready(res)
             }
+        }
+    }
+}
+
+impl AppFuture {
+    /// The rare work after a response: the access log and HTTP/2 `HEAD`.
+    #[cold]
+    fn finish(&mut self, res: &mut http::Response<Body>) {
+        if self.strip_body {
+            strip_body(res);
+        }
+        if let Some(log) = self.log.take() {
+            log.finish(res);
         }
     }
 }
