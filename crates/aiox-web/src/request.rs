@@ -89,9 +89,17 @@ impl std::fmt::Debug for Request {
 
 /// Decodes `%XX` escapes; `None` if an escape is malformed or the result is not UTF-8.
 pub(crate) fn percent_decode(raw: &str) -> Option<Cow<'_, str>> {
+    decode_escapes(raw, |_| false)
+}
+
+/// Decodes `%XX` escapes except those of the bytes `keep` accepts, which stay encoded
+/// (as `%` and two uppercase hex digits); `None` if an escape is malformed or the
+/// result is not UTF-8.
+pub(crate) fn decode_escapes(raw: &str, keep: impl Fn(u8) -> bool) -> Option<Cow<'_, str>> {
     if !raw.contains('%') {
         return Some(Cow::Borrowed(raw));
     }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -100,7 +108,16 @@ pub(crate) fn percent_decode(raw: &str) -> Option<Cow<'_, str>> {
             let hex = bytes.get(i + 1..i + 3)?;
             let hi = (hex[0] as char).to_digit(16)?;
             let lo = (hex[1] as char).to_digit(16)?;
-            out.push((hi * 16 + lo) as u8);
+            let byte = (hi * 16 + lo) as u8;
+            if keep(byte) {
+                out.extend_from_slice(&[
+                    b'%',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ]);
+            } else {
+                out.push(byte);
+            }
             i += 3;
         } else {
             out.push(bytes[i]);

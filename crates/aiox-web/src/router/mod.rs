@@ -215,32 +215,7 @@ pub(crate) fn param_names(pattern: &str) -> Vec<Arc<str>> {
 /// The path to route on: `%XX` escapes decoded except `%2F` and `%25` (so an encoded
 /// slash never splits a segment, and nothing is decoded twice); `None` if an escape is malformed or the result is not UTF-8.
 pub(crate) fn routing_path(raw: &str) -> Option<Cow<'_, str>> {
-    if !raw.contains('%') {
-        return Some(Cow::Borrowed(raw));
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hi = (hex[0] as char).to_digit(16)?;
-            let lo = (hex[1] as char).to_digit(16)?;
-            let byte = (hi * 16 + lo) as u8;
-            if byte == b'/' {
-                out.extend_from_slice(b"%2F");
-            } else if byte == b'%' {
-                out.extend_from_slice(b"%25");
-            } else {
-                out.push(byte);
-            }
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
+    crate::request::decode_escapes(raw, |b| b == b'/' || b == b'%')
 }
 
 /// A parameter value from the routing path, with the `%2F` and `%25` kept by
