@@ -39,8 +39,8 @@ pub(crate) struct ConnShared {
     pub(crate) active: AtomicUsize,
     /// When the connection was accepted: the origin of `idle_since`.
     pub(crate) started: tokio::time::Instant,
-    /// Nanoseconds from `started` to the end of the last HTTP/1 request: the start of
-    /// the keep-alive idle period (written by the request guard).
+    /// Nanoseconds from `started` to the moment the last in-flight request finished:
+    /// the start of the idle period, HTTP/1 or HTTP/2 (written by the request guard).
     pub(crate) idle_since: AtomicU64,
     /// `CONTROL_*` bits set by the server or the service, read by the driver.
     control: AtomicU8,
@@ -97,16 +97,16 @@ struct RequestGuard {
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.shared.active.fetch_sub(1, Ordering::Relaxed);
+        let shared = &self.shared;
+        let last = shared.active.fetch_sub(1, Ordering::Relaxed) == 1;
         // Only an HTTP/1 connection moves back to idle; compare_exchange leaves H2 alone.
-        let idle = self.shared.state.compare_exchange(
+        let _ = shared.state.compare_exchange(
             STATE_BUSY,
             STATE_IDLE,
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
-        if idle.is_ok() {
-            let shared = &self.shared;
+        if last {
             let since = shared.started.elapsed().as_nanos();
             shared
                 .idle_since
@@ -322,10 +322,7 @@ impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for
         let fut = match call {
             Ok(fut) => fut,
             Err(payload) => {
-                tracing::error!(
-                    panic = panic_message(&*payload),
-                    "request handler panicked; answered 500 and closing the connection"
-                );
+                log_panic(&*payload);
                 return ResponseFuture {
                     kind: Kind::Ready(None),
                     guard: Some(guard),
@@ -372,14 +369,19 @@ impl<F> Kind<F> {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
+/// Logs a caught handler panic, once.
+fn log_panic(payload: &(dyn std::any::Any + Send)) {
+    let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s
     } else {
         "(non-string panic payload)"
-    }
+    };
+    tracing::error!(
+        panic = message,
+        "request handler panicked; answered 500 and closing the connection"
+    );
 }
 
 impl<F> Future for ResponseFuture<F>
@@ -402,10 +404,7 @@ where
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(res)) => res,
                 Poll::Ready(Err(payload)) => {
-                    tracing::error!(
-                        panic = panic_message(&*payload),
-                        "request handler panicked; answered 500 and closing the connection"
-                    );
+                    log_panic(&*payload);
                     *this.close = true;
                     plain(
                         StatusCode::INTERNAL_SERVER_ERROR,

@@ -31,9 +31,6 @@ pub(crate) struct TimedIo<I> {
     /// When the head being read must be complete; set when a read of it first waits.
     head_deadline: Option<Instant>,
     idle_timeout: Duration,
-    /// When the idle connection is closed, and the request count it was computed at.
-    idle_deadline: Instant,
-    idle_gen: u64,
     timer: Option<Pin<Box<Sleep>>>,
     /// True once `timer` has been polled since it was last armed: the connection runs
     /// on one task, so the registered waker stays right and need not be polled again.
@@ -58,8 +55,6 @@ impl<I> TimedIo<I> {
             head_timeout,
             head_deadline: Some(now + head_timeout),
             idle_timeout,
-            idle_deadline: now + idle_timeout,
-            idle_gen: 0,
             timer: None,
             timer_polled: false,
             write_timeout,
@@ -170,31 +165,22 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
                     Poll::Pending => Poll::Pending,
                 }
             }
-            Poll::Pending if state == STATE_IDLE => {
-                let shared = &this.shared;
-                let since = Duration::from_nanos(shared.idle_since.load(Ordering::Relaxed));
-                let deadline = shared.started + since + this.idle_timeout;
-                match this.poll_deadline(deadline, cx) {
-                    Poll::Ready(()) => {
-                        tracing::debug!("keep-alive connection idle too long, closing");
-                        Poll::Ready(Err(timed_out("keep-alive idle timeout")))
-                    }
-                    Poll::Pending => Poll::Pending,
-                }
-            }
             Poll::Pending if state == STATE_BUSY => {
                 this.arm_while_busy(cx);
                 Poll::Pending
             }
             Poll::Pending
-                if state == STATE_H2 && this.shared.active.load(Ordering::Relaxed) == 0 =>
+                if state == STATE_IDLE
+                    || (state == STATE_H2 && this.shared.active.load(Ordering::Relaxed) == 0) =>
             {
-                let served = this.shared.requests.load(Ordering::Relaxed);
-                if served != this.idle_gen {
-                    this.idle_gen = served;
-                    this.idle_deadline = Instant::now() + this.idle_timeout;
-                }
-                match this.poll_deadline(this.idle_deadline, cx) {
+                let shared = &this.shared;
+                let since = Duration::from_nanos(shared.idle_since.load(Ordering::Relaxed));
+                let deadline = shared.started + since + this.idle_timeout;
+                match this.poll_deadline(deadline, cx) {
+                    Poll::Ready(()) if state == STATE_IDLE => {
+                        tracing::debug!("keep-alive connection idle too long, closing");
+                        Poll::Ready(Err(timed_out("keep-alive idle timeout")))
+                    }
                     Poll::Ready(()) => {
                         // No stream for the idle timeout: send GOAWAY (once).
                         if this.shared.request_close() {
