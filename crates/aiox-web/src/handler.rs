@@ -19,6 +19,11 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// extractor arguments. `Args` is the tuple of argument types (inferred).
 pub trait Handler<Args>: Clone + Send + Sync + 'static {
     /// Calls the handler for `req`.
+    ///
+    /// A panic while the returned future runs becomes a `500` (and closes the
+    /// connection); the implementations here run all user code inside the future.
+    /// A custom implementation should do the same: a panic in `call` itself is not
+    /// answered (see `aiox_core::server::HttpService`).
     fn call(&self, req: Request) -> BoxFuture<Response>;
 }
 
@@ -29,8 +34,9 @@ where
     R: IntoResponse,
 {
     fn call(&self, _req: Request) -> BoxFuture<Response> {
-        let fut = self();
-        Box::pin(async move { fut.await.into_response() })
+        // The function runs inside the future, so a panic in it is answered with a 500.
+        let f = self.clone();
+        Box::pin(async move { f().await.into_response() })
     }
 }
 

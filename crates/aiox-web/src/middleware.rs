@@ -105,7 +105,15 @@ impl Next {
         match self.chain.get(self.pos).cloned() {
             Some(mw) => {
                 self.pos += 1;
-                mw.call(req, self)
+                // The middleware function runs here, outside any future: a panic in it
+                // is re-raised when the future is polled, where the server answers it
+                // with a 500 like a panic in a handler.
+                let call =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mw.call(req, self)));
+                match call {
+                    Ok(fut) => fut,
+                    Err(payload) => Box::pin(async move { std::panic::resume_unwind(payload) }),
+                }
             }
             None => self.endpoint.call(req),
         }

@@ -453,15 +453,28 @@ fn panics_before_the_future() -> std::future::Ready<&'static str> {
     panic!("secret panic detail 4712");
 }
 
+/// A middleware that panics when called for `/panic-middleware`, before it returns
+/// its future.
+fn panicking_middleware(
+    req: aiox_web::Request,
+    next: aiox_web::Next,
+) -> aiox_web::BoxFuture<aiox_web::Response> {
+    if req.path() == "/panic-middleware" {
+        panic!("secret panic detail 4713");
+    }
+    next.run(req)
+}
+
 #[tokio::test]
 async fn handler_panic_is_500_with_close_and_the_server_keeps_serving() {
     let app = app()
         .get("/panic", panics_in_the_future)
-        .get("/panic-sync", panics_before_the_future);
+        .get("/panic-sync", panics_before_the_future)
+        .middleware(panicking_middleware);
     let client = TestClient::with_config(app, ServerConfig::default())
         .await
         .unwrap();
-    for path in ["/panic", "/panic-sync"] {
+    for path in ["/panic", "/panic-sync", "/panic-middleware"] {
         let mut wire = Wire::connect(client.addr()).await;
         wire.send(&get(path)).await;
         let res = wire.response().await;

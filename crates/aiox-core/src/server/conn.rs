@@ -37,11 +37,11 @@ pub(crate) struct ConnShared {
     pub(crate) state: AtomicU8,
     pub(crate) requests: AtomicU64,
     pub(crate) active: AtomicUsize,
-    /// When the connection was accepted: the origin of `idle_since`.
-    pub(crate) started: tokio::time::Instant,
-    /// Nanoseconds from `started` to the moment the last in-flight request finished:
-    /// the start of the idle period, HTTP/1 or HTTP/2 (written by the request guard).
-    pub(crate) idle_since: AtomicU64,
+    /// Bumped by the request guard when the last in-flight request finishes: the
+    /// I/O wrapper starts the idle timeout when it next sees a new value. Reading the
+    /// clock there, once per idle period, rather than in the guard keeps a busy
+    /// pipelined connection free of clock reads.
+    pub(crate) idle_gen: AtomicU64,
     /// `CONTROL_*` bits set by the server or the service, read by the driver.
     control: AtomicU8,
     /// The driver task's waker, stored once: the connection runs on one task.
@@ -59,8 +59,7 @@ impl ConnShared {
             state: AtomicU8::new(STATE_HEAD),
             requests: AtomicU64::new(0),
             active: AtomicUsize::new(0),
-            started: tokio::time::Instant::now(),
-            idle_since: AtomicU64::new(0),
+            idle_gen: AtomicU64::new(0),
             control: AtomicU8::new(0),
             waker: Mutex::new(None),
         }
@@ -107,10 +106,7 @@ impl Drop for RequestGuard {
             Ordering::Relaxed,
         );
         if last {
-            let since = shared.started.elapsed().as_nanos();
-            shared
-                .idle_since
-                .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
+            shared.idle_gen.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -206,17 +202,12 @@ fn valid_authority(host: &[u8]) -> bool {
         }
         &inner[end + 1..]
     } else {
-        // One pass: reg-name bytes up to the first ':'.
-        let mut end = host.len();
-        for (i, &b) in host.iter().enumerate() {
-            if b == b':' {
-                end = i;
-                break;
-            }
-            if !REG_NAME[usize::from(b)] {
-                return false;
-            }
-        }
+        // Reg-name bytes up to the first byte that is not one (':' is not): what
+        // follows must be the port.
+        let end = host
+            .iter()
+            .position(|&b| !REG_NAME[usize::from(b)])
+            .unwrap_or(host.len());
         &host[end..]
     };
     match port.split_first() {
@@ -306,31 +297,15 @@ impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for
 
         if let Some(early) = self.check_head(&req) {
             return ResponseFuture {
-                kind: Kind::Ready(Some(early)),
+                kind: Kind::Ready(Box::new(early)),
                 guard: Some(guard),
                 close: true,
                 h2,
             };
         }
-        let (parts, body) = req.into_parts();
-        let body = Body::incoming(body, self.server.config.body_read_timeout);
-        let req = Request::from_parts(parts, body);
-        // A service may panic before it returns its future, not only when polled.
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.server.service.call(req, &self.info)
-        }));
-        let fut = match call {
-            Ok(fut) => fut,
-            Err(payload) => {
-                log_panic(&*payload);
-                return ResponseFuture {
-                    kind: Kind::Ready(None),
-                    guard: Some(guard),
-                    close: true,
-                    h2,
-                };
-            }
-        };
+        let body_read_timeout = self.server.config.body_read_timeout;
+        let req = req.map(|body| Body::incoming(body, body_read_timeout));
+        let fut = self.server.service.call(req, &self.info);
         ResponseFuture {
             kind: Kind::Call(AssertUnwindSafe(fut).catch_unwind()),
             guard: Some(guard),
@@ -341,7 +316,8 @@ impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for
 }
 
 pin_project_lite::pin_project! {
-    /// The future of one response: the service's future, with panics caught.
+    /// The future of one response: the service's future, with panics caught (see
+    /// [`HttpService`]'s panic contract: `call` itself is not wrapped).
     pub(crate) struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,
@@ -354,15 +330,16 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Ready { res: Option<Response<Body>> },
+        // Boxed: an early answer is rare, and a small future is cheaper to move.
+        Ready { res: Option<Box<Response<Body>>> },
         Call { #[pin] fut: CatchUnwind<AssertUnwindSafe<F>> },
     }
 }
 
 #[allow(non_snake_case)]
 impl<F> Kind<F> {
-    fn Ready(res: Option<Response<Body>>) -> Self {
-        Kind::Ready { res }
+    fn Ready(res: Box<Response<Body>>) -> Self {
+        Kind::Ready { res: Some(res) }
     }
     fn Call(fut: CatchUnwind<AssertUnwindSafe<F>>) -> Self {
         Kind::Call { fut }
@@ -394,7 +371,7 @@ where
         let this = self.project();
         let mut res = match this.kind.project() {
             KindProj::Ready { res } => match res.take() {
-                Some(res) => res,
+                Some(res) => *res,
                 None => plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "500 Internal Server Error\n",

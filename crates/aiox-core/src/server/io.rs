@@ -31,6 +31,9 @@ pub(crate) struct TimedIo<I> {
     /// When the head being read must be complete; set when a read of it first waits.
     head_deadline: Option<Instant>,
     idle_timeout: Duration,
+    /// When the current idle period ends, and the `idle_gen` it was computed for.
+    idle_deadline: Instant,
+    idle_gen: u64,
     timer: Option<Pin<Box<Sleep>>>,
     /// True once `timer` has been polled since it was last armed: the connection runs
     /// on one task, so the registered waker stays right and need not be polled again.
@@ -55,6 +58,8 @@ impl<I> TimedIo<I> {
             head_timeout,
             head_deadline: Some(now + head_timeout),
             idle_timeout,
+            idle_deadline: now + idle_timeout,
+            idle_gen: 0,
             timer: None,
             timer_polled: false,
             write_timeout,
@@ -173,9 +178,14 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
                 if state == STATE_IDLE
                     || (state == STATE_H2 && this.shared.active.load(Ordering::Relaxed) == 0) =>
             {
-                let shared = &this.shared;
-                let since = Duration::from_nanos(shared.idle_since.load(Ordering::Relaxed));
-                let deadline = shared.started + since + this.idle_timeout;
+                let idle_gen = this.shared.idle_gen.load(Ordering::Relaxed);
+                if idle_gen != this.idle_gen {
+                    // The first wait since the last request ended: the idle period
+                    // starts now.
+                    this.idle_gen = idle_gen;
+                    this.idle_deadline = Instant::now() + this.idle_timeout;
+                }
+                let deadline = this.idle_deadline;
                 match this.poll_deadline(deadline, cx) {
                     Poll::Ready(()) if state == STATE_IDLE => {
                         tracing::debug!("keep-alive connection idle too long, closing");

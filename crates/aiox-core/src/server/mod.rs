@@ -41,12 +41,62 @@ use listener::{Accepted, accept_error_pause};
 ///
 /// The request body is an [`Body`] reading from the connection. The returned future
 /// must be `'static` because HTTP/2 streams are served on their own tasks.
+///
+/// # Panics
+///
+/// A panic while the returned future is polled is caught: the client gets a `500`,
+/// the panic is logged once (`tracing`, ERROR) and the connection is closed after that
+/// response. `call` itself should only build the future; [`service_fn`] and aiox-web's
+/// application defer a panic raised there to the future's first poll, so it is handled
+/// the same way. A custom service whose `call` panics loses that connection (without
+/// a response); the server keeps serving the others. Catching in `call` would cost
+/// every request ~100 instructions for a case the two shipped services rule out.
 pub trait HttpService: Send + Sync + 'static {
     /// The future of one response.
     type Future: Future<Output = Response<Body>> + Send + 'static;
 
     /// Handles one request that arrived on the connection described by `conn`.
     fn call(&self, req: Request<Body>, conn: &Arc<ConnectionInfo>) -> Self::Future;
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`ServiceFn`]: the closure's future, or a panic raised while
+    /// the closure built it, re-raised on the first poll (where the server catches it).
+    pub struct ServiceFnFuture<Fut> {
+        #[pin]
+        inner: FnFuture<Fut>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = FnFutureProj]
+    enum FnFuture<Fut> {
+        Call { #[pin] fut: Fut },
+        Panicked { payload: Option<Box<dyn std::any::Any + Send>> },
+    }
+}
+
+impl<Fut> std::fmt::Debug for ServiceFnFuture<Fut> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceFnFuture").finish_non_exhaustive()
+    }
+}
+
+impl<Fut: Future> Future for ServiceFnFuture<Fut> {
+    type Output = Fut::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Fut::Output> {
+        match self.project().inner.project() {
+            FnFutureProj::Call { fut } => fut.poll(cx),
+            FnFutureProj::Panicked { payload } => match payload.take() {
+                Some(payload) => std::panic::resume_unwind(payload),
+                None => std::task::Poll::Pending,
+            },
+        }
+    }
 }
 
 /// Facts about the connection a request arrived on.
@@ -115,10 +165,17 @@ where
     F: Fn(Request<Body>, &Arc<ConnectionInfo>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    type Future = Fut;
+    type Future = ServiceFnFuture<Fut>;
 
-    fn call(&self, req: Request<Body>, conn: &Arc<ConnectionInfo>) -> Fut {
-        (self.f)(req, conn)
+    fn call(&self, req: Request<Body>, conn: &Arc<ConnectionInfo>) -> ServiceFnFuture<Fut> {
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.f)(req, conn)));
+        let inner = match call {
+            Ok(fut) => FnFuture::Call { fut },
+            Err(payload) => FnFuture::Panicked {
+                payload: Some(payload),
+            },
+        };
+        ServiceFnFuture { inner }
     }
 }
 
