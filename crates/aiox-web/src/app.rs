@@ -303,6 +303,15 @@ impl AppService {
     /// Handles one request (what the server calls; also usable directly in tests).
     pub fn handle(&self, req: http::Request<Body>, conn: &Arc<ConnectionInfo>) -> AppFuture {
         let (head, body) = req.into_parts();
+        self.handle_parts(head, body, conn)
+    }
+
+    fn handle_parts(
+        &self,
+        head: http::request::Parts,
+        body: Body,
+        conn: &Arc<ConnectionInfo>,
+    ) -> AppFuture {
         let log = AccessLog::start(&head, conn);
         let strip_body = head.method == Method::HEAD && head.version == http::Version::HTTP_2;
         let shared = &self.shared;
@@ -360,8 +369,13 @@ impl AppService {
 impl HttpService for AppService {
     type Future = AppFuture;
 
-    fn call(&self, req: http::Request<Body>, conn: &Arc<ConnectionInfo>) -> AppFuture {
-        self.handle(req, conn)
+    fn call(
+        &self,
+        head: http::request::Parts,
+        body: Body,
+        conn: &Arc<ConnectionInfo>,
+    ) -> AppFuture {
+        self.handle_parts(head, body, conn)
     }
 }
 

@@ -303,9 +303,9 @@ impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for
                 h2,
             };
         }
-        let body_read_timeout = self.server.config.body_read_timeout;
-        let req = req.map(|body| Body::incoming(body, body_read_timeout));
-        let fut = self.server.service.call(req, &self.info);
+        let (head, body) = req.into_parts();
+        let body = Body::incoming(body, self.server.config.body_read_timeout);
+        let fut = self.server.service.call(head, body, &self.info);
         ResponseFuture {
             kind: Kind::Call(AssertUnwindSafe(fut).catch_unwind()),
             guard: Some(guard),

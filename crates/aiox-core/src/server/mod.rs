@@ -55,8 +55,15 @@ pub trait HttpService: Send + Sync + 'static {
     /// The future of one response.
     type Future: Future<Output = Response<Body>> + Send + 'static;
 
-    /// Handles one request that arrived on the connection described by `conn`.
-    fn call(&self, req: Request<Body>, conn: &Arc<ConnectionInfo>) -> Self::Future;
+    /// Handles one request, its head and body, that arrived on the connection
+    /// described by `conn`. (The head and body come apart so that a service which
+    /// keeps them in its own request type does not move the head twice.)
+    fn call(
+        &self,
+        head: http::request::Parts,
+        body: Body,
+        conn: &Arc<ConnectionInfo>,
+    ) -> Self::Future;
 }
 
 pin_project_lite::pin_project! {
@@ -167,7 +174,13 @@ where
 {
     type Future = ServiceFnFuture<Fut>;
 
-    fn call(&self, req: Request<Body>, conn: &Arc<ConnectionInfo>) -> ServiceFnFuture<Fut> {
+    fn call(
+        &self,
+        head: http::request::Parts,
+        body: Body,
+        conn: &Arc<ConnectionInfo>,
+    ) -> ServiceFnFuture<Fut> {
+        let req = Request::from_parts(head, body);
         let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.f)(req, conn)));
         let inner = match call {
             Ok(fut) => FnFuture::Call { fut },
@@ -182,8 +195,13 @@ where
 impl<S: HttpService> HttpService for Arc<S> {
     type Future = S::Future;
 
-    fn call(&self, req: Request<Body>, conn: &Arc<ConnectionInfo>) -> S::Future {
-        (**self).call(req, conn)
+    fn call(
+        &self,
+        head: http::request::Parts,
+        body: Body,
+        conn: &Arc<ConnectionInfo>,
+    ) -> S::Future {
+        (**self).call(head, body, conn)
     }
 }
 
