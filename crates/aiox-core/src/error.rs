@@ -24,6 +24,11 @@ pub enum ErrorKind {
     Tls,
     /// A configuration value was invalid (reported when it is used, never by a panic).
     Config,
+    /// A host name could not be resolved (client side).
+    Dns,
+    /// A connection could not be established: refused, unreachable, reset during the
+    /// connect (client side).
+    Connect,
 }
 
 /// The error type of aiox-core: a [`kind`](Error::kind), a short message and the cause.

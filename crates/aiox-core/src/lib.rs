@@ -28,9 +28,12 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tls` | yes | [`tls::TlsConfig`] and `Server::serve_tls` (rustls, ALPN `h2`/`http/1.1`) |
+//! | `client` | no | the client engine: DNS cache, connector, connection pool (`client`) |
 #![deny(missing_docs)]
 
 mod body;
+#[cfg(feature = "client")]
+pub mod client;
 mod error;
 pub mod server;
 #[cfg(feature = "tls")]
