@@ -5,7 +5,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,6 +13,8 @@ use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+#[cfg(feature = "tls")]
+use super::dns::bare_host;
 use super::dns::{CacheOutcome, Resolver, interleave};
 use crate::error::{Error, ErrorKind};
 
@@ -264,19 +265,16 @@ async fn happy_eyeballs(addrs: &[SocketAddr], delay: Duration) -> Result<TcpStre
 pub async fn tls_connect(
     tcp: TcpStream,
     server_name: &str,
-    config: Arc<rustls::ClientConfig>,
+    config: std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<ClientStream, Error> {
-    let bare = server_name
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(server_name);
-    let name = rustls_pki_types::ServerName::try_from(bare.to_owned()).map_err(|e| {
-        Error::new(
-            ErrorKind::Tls,
-            "the host is not a valid TLS server name",
-            Some(Box::new(e)),
-        )
-    })?;
+    let name =
+        rustls_pki_types::ServerName::try_from(bare_host(server_name).to_owned()).map_err(|e| {
+            Error::new(
+                ErrorKind::Tls,
+                "the host is not a valid TLS server name",
+                Some(Box::new(e)),
+            )
+        })?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let tls = connector
         .connect(name, tcp)

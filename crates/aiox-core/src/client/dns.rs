@@ -68,10 +68,7 @@ impl Resolver {
         host: &str,
         port: u16,
     ) -> Result<(Arc<[SocketAddr]>, CacheOutcome), Error> {
-        let bare = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let bare = bare_host(host);
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok((
                 Arc::from([SocketAddr::new(ip, port)]),
@@ -135,6 +132,13 @@ impl Resolver {
     pub fn clear(&self) {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
+}
+
+/// `host` without the brackets of an IPv6 literal (`[::1]` -> `::1`).
+pub(crate) fn bare_host(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// Orders addresses for happy eyeballs (RFC 8305 section 4): alternate families,

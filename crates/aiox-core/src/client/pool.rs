@@ -146,6 +146,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Still open and idle for less than `timeout`.
+    fn usable(&self, now: Instant, timeout: Duration) -> bool {
+        !self.sender.is_closed() && now.duration_since(self.since) < timeout
+    }
+}
+
 struct H2Conn {
     id: u64,
     sender: http2::SendRequest<Body>,
@@ -373,39 +380,32 @@ impl Pool {
             return Err(());
         }
         let host = state.hosts.entry(key.clone()).or_default();
-        // An HTTP/2 stream.
-        let mut closed_h2 = 0;
-        host.h2.retain(|c| {
-            let keep = !c.sender.is_closed();
-            closed_h2 += usize::from(!keep);
-            keep
-        });
-        host.open -= closed_h2;
+        // Connections found closed or expired on the way free their slots.
+        let before = host.h2.len();
+        host.h2.retain(|c| !c.sender.is_closed());
+        let mut freed = before - host.h2.len();
+        // An HTTP/2 stream, else an idle HTTP/1 connection, most recently used first
+        // (`checkout` checks it is ready before handing it out).
+        let mut found = None;
         if let Some(conn) = host.h2.iter_mut().find(|c| c.has_capacity()) {
             conn.streams += 1;
-            host.in_use += 1;
-            let lease = LeaseConn::H2(conn.sender.clone(), conn.id);
-            state.open -= closed_h2;
-            return Ok(Checkout::Reuse(self.lease(key, lease, true)));
-        }
-        // An idle HTTP/1 connection, most recently used first.
-        let mut dropped = closed_h2;
-        while let Some(idle) = host.idle.pop() {
-            if idle.sender.is_closed() || now.duration_since(idle.since) >= config.idle_timeout {
-                host.open -= 1;
-                dropped += 1;
-                continue;
+            found = Some(LeaseConn::H2(conn.sender.clone(), conn.id));
+        } else {
+            while let Some(idle) = host.idle.pop() {
+                if idle.usable(now, config.idle_timeout) {
+                    found = Some(LeaseConn::H1(idle.sender));
+                    break;
+                }
+                freed += 1;
             }
-            host.in_use += 1;
-            state.open -= dropped;
-            // `checkout` checks the connection is ready before handing it out.
-            return Ok(Checkout::Reuse(self.lease(
-                key,
-                LeaseConn::H1(idle.sender),
-                true,
-            )));
         }
-        state.open -= dropped;
+        if found.is_some() {
+            host.in_use += 1;
+        }
+        free_slots(&self.shared, state, key, freed);
+        if let Some(conn) = found {
+            return Ok(Checkout::Reuse(self.lease(key, conn, true)));
+        }
         let host = state.hosts.get_mut(key).expect("inserted above");
         // A connection that may be HTTP/2 is being opened: wait for it.
         if may_h2 && host.connecting_may_h2 > 0 {
@@ -492,6 +492,21 @@ fn evict_idle(state: &mut State, except: &PoolKey) -> bool {
     host.open -= 1;
     state.open -= 1;
     true
+}
+
+/// `n` connections of `key` closed (or slots reserved for it were given back): the
+/// slots go to the first waiters they can serve.
+fn free_slots(shared: &Arc<Shared>, state: &mut State, key: &PoolKey, n: usize) {
+    if n == 0 {
+        return;
+    }
+    if let Some(host) = state.hosts.get_mut(key) {
+        host.open -= n;
+    }
+    state.open -= n;
+    for _ in 0..n {
+        dispatch_slot(shared, state);
+    }
 }
 
 /// Gives a freed slot to the first waiter the per-host limit allows; the slot is
@@ -583,11 +598,9 @@ fn give_back(shared: &Arc<Shared>, key: &PoolKey, grant: Grant) {
         Grant::Stream(_, id) => end_stream(shared, &mut state, key, id),
         Grant::Permit => {
             if let Some(host) = state.hosts.get_mut(key) {
-                host.open -= 1;
                 host.connecting -= 1;
             }
-            state.open -= 1;
-            dispatch_slot(shared, &mut state);
+            free_slots(shared, &mut state, key, 1);
         }
         Grant::Retry => {}
     }
@@ -654,13 +667,11 @@ impl Drop for ConnectPermit {
         let shared = self.shared.clone();
         let key = self.key.clone();
         let mut state = lock(&shared);
-        let host = self.finish(&mut state);
-        host.open -= 1;
-        state.open -= 1;
+        self.finish(&mut state);
         if self.may_h2 {
             retry_waiters(&mut state, &key);
         }
-        dispatch_slot(&shared, &mut state);
+        free_slots(&shared, &mut state, &key, 1);
     }
 }
 
@@ -737,10 +748,8 @@ impl Lease {
                 let host = state.hosts.entry(self.key.clone()).or_default();
                 host.in_use -= 1;
                 if !reusable {
-                    host.open -= 1;
-                    state.open -= 1;
                     drop(sender);
-                    dispatch_slot(&shared, &mut state);
+                    free_slots(&shared, &mut state, &self.key, 1);
                     return;
                 }
                 release_h1(&shared, &mut state, &self.key, sender);
@@ -775,14 +784,12 @@ fn release_h1(
     }
     let other_waits =
         shared.config.limit != 0 && state.open >= shared.config.limit && !state.waiters.is_empty();
-    let host = state.hosts.entry(key.clone()).or_default();
     if other_waits {
-        host.open -= 1;
-        state.open -= 1;
         drop(sender);
-        dispatch_slot(shared, state);
+        free_slots(shared, state, key, 1);
         return;
     }
+    let host = state.hosts.entry(key.clone()).or_default();
     host.idle.push(Idle {
         sender,
         since: Instant::now(),
@@ -793,7 +800,7 @@ fn release_h1(
 /// A stream of an HTTP/2 connection ended: to the next waiter for the origin; a
 /// connection found closed frees its slot.
 fn end_stream(shared: &Arc<Shared>, state: &mut State, key: &PoolKey, id: u64) {
-    let mut closed = false;
+    let mut closed = 0;
     if let Some(host) = state.hosts.get_mut(key) {
         host.in_use -= 1;
         if let Some(pos) = host.h2.iter().position(|c| c.id == id) {
@@ -801,15 +808,11 @@ fn end_stream(shared: &Arc<Shared>, state: &mut State, key: &PoolKey, id: u64) {
             conn.streams -= 1;
             if conn.sender.is_closed() {
                 host.h2.remove(pos);
-                host.open -= 1;
-                closed = true;
+                closed = 1;
             }
         }
     }
-    if closed {
-        state.open -= 1;
-        dispatch_slot(shared, state);
-    }
+    free_slots(shared, state, key, closed);
     hand_out_streams(state, key);
 }
 
@@ -825,11 +828,10 @@ impl Drop for Lease {
                 // Not released: the response may not have been read to its end, so the
                 // connection cannot carry another request.
                 drop(sender);
-                let host = state.hosts.entry(self.key.clone()).or_default();
-                host.in_use -= 1;
-                host.open -= 1;
-                state.open -= 1;
-                dispatch_slot(&shared, &mut state);
+                if let Some(host) = state.hosts.get_mut(&self.key) {
+                    host.in_use -= 1;
+                }
+                free_slots(&shared, &mut state, &self.key, 1);
             }
             LeaseConn::H2(_, id) => end_stream(&shared, &mut state, &self.key, id),
         }
@@ -861,8 +863,7 @@ fn start_reaper(shared: &Arc<Shared>, state: &mut State) {
             let mut any_idle = false;
             for host in state.hosts.values_mut() {
                 let before = host.idle.len();
-                host.idle
-                    .retain(|i| !i.sender.is_closed() && now.duration_since(i.since) < timeout);
+                host.idle.retain(|i| i.usable(now, timeout));
                 let gone = before - host.idle.len();
                 host.open -= gone;
                 freed += gone;

@@ -9,7 +9,7 @@
 //! byte of each later request, so slowloris clients are cut off at 30 s, and the idle
 //! timeout (75 s) between requests, so keep-alive connections behind a proxy live
 //! for 75 s. The timer is only reset when it fires before the deadline in force, so
-//! a busy connection costs one clock read per request.
+//! a connection reads the clock once per idle period, when it starts waiting.
 
 use std::future::Future;
 use std::io;
