@@ -208,6 +208,37 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// Told when a checkout starts and stops waiting for a slot.
+pub trait QueueObserver: Send + Sync {
+    /// The request joined the queue (the limits are reached).
+    fn queued_start(&self) {}
+    /// The request left the queue: it got a connection or a slot, or gave up.
+    fn queued_end(&self) {}
+}
+
+/// Reports the queued span once, ending it on drop (a dropped checkout included).
+struct QueuedSpan<'a> {
+    observer: Option<&'a (dyn QueueObserver + 'a)>,
+    started: bool,
+}
+
+impl QueuedSpan<'_> {
+    fn start(&mut self) {
+        if let (Some(observer), false) = (self.observer, self.started) {
+            self.started = true;
+            observer.queued_start();
+        }
+    }
+}
+
+impl Drop for QueuedSpan<'_> {
+    fn drop(&mut self) {
+        if let (Some(observer), true) = (self.observer, self.started) {
+            observer.queued_end();
+        }
+    }
+}
+
 /// The result of [`Pool::checkout`].
 #[derive(Debug)]
 pub enum Checkout {
@@ -292,6 +323,21 @@ impl Pool {
     /// wait for it instead of opening more. Cancel-safe: dropping the future leaves
     /// the queue.
     pub async fn checkout(&self, key: &PoolKey, may_h2: bool) -> Checkout {
+        self.checkout_observed(key, may_h2, None).await
+    }
+
+    /// [`checkout`](Pool::checkout), telling `observer` when the request starts and
+    /// stops waiting in the queue (the client's queued-start/end tracing hooks).
+    pub async fn checkout_observed(
+        &self,
+        key: &PoolKey,
+        may_h2: bool,
+        observer: Option<&(dyn QueueObserver + '_)>,
+    ) -> Checkout {
+        let mut queued = QueuedSpan {
+            observer,
+            started: false,
+        };
         loop {
             let acquired = {
                 let mut state = lock(&self.shared);
@@ -316,12 +362,15 @@ impl Pool {
                     None => continue,
                 },
                 Ok(connect) => return connect,
-                Err((id, rx)) => WaitGuard {
+                Err((id, rx)) => {
+                    queued.start();
+                    WaitGuard {
                     shared: &self.shared,
                     key,
                     id,
-                    rx: Some(rx),
-                },
+                        rx: Some(rx),
+                    }
+                }
             };
             let grant = match guard.rx.as_mut() {
                 Some(receiver) => receiver.await,
@@ -362,6 +411,7 @@ impl Pool {
         }
     }
 
+    #[inline]
     fn lease(&self, key: &PoolKey, conn: LeaseConn, reused: bool) -> Lease {
         Lease {
             shared: self.shared.clone(),

@@ -1,0 +1,835 @@
+//! How a request is sent: the total deadline, retries, the redirect loop (with
+//! cookies per hop), the middleware chain, and one hop over a pooled connection
+//! (checkout, connect through proxies and TLS, the HTTP exchange, the response).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aiox_core::client::{
+    Checkout, ClientStream, ConnectObserver, Lease, PoolKey, QueueObserver, Sender, Target,
+};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Version};
+use tokio::time::Instant;
+use url::{Position, Url};
+
+use crate::body::{RawBody, ResponseBody};
+use crate::error::{Error, ErrorKind, HistoryEntry, Result, TimeoutPhase};
+use crate::middleware::Next;
+use crate::proxy::Proxy;
+use crate::request::{HttpVersionPref, ProxyChoice, Request, RequestBody, is_idempotent};
+use crate::response::Response;
+use crate::session::{ClientSession, HopContext};
+use crate::trace::RequestInfo;
+
+/// Origins whose routes are cached at most; the cache is emptied when full
+/// (judgement: a crawler over many hosts recomputes, one host never does).
+const ROUTE_CACHE_ENTRIES: usize = 1024;
+
+/// Redirect bodies up to this size are read so the connection can be reused; larger
+/// ones are dropped with their connection.
+const DRAIN_REDIRECT_BODY: u64 = 64 * 1024;
+
+/// How a hop reaches its origin.
+#[derive(Debug, Clone)]
+enum RouteKind {
+    Direct,
+    /// `http://` through an HTTP proxy: absolute-form requests.
+    Forward(Option<HeaderValue>),
+    /// `https://` through an HTTP proxy: a CONNECT tunnel.
+    Tunnel(Option<HeaderValue>),
+    Unix,
+}
+
+/// Everything about reaching one origin that does not change between requests.
+#[derive(Debug)]
+pub(crate) struct Route {
+    key: PoolKey,
+    kind: RouteKind,
+    target: Target,
+    https: bool,
+    host: String,
+    port: u16,
+    host_header: HeaderValue,
+    prior_knowledge: bool,
+    may_h2: bool,
+    pref: HttpVersionPref,
+}
+
+/// Routes of recently used origins, for requests without a per-request proxy.
+#[derive(Debug, Default)]
+pub(crate) struct RouteCache {
+    routes: Mutex<HashMap<Box<str>, Arc<Route>>>,
+}
+
+impl ClientSession {
+    /// Runs a request to its final response under the total deadline.
+    pub(crate) async fn execute(&self, mut req: Request) -> Result<Response> {
+        let inner = &self.inner;
+        let total = req.options.timeout.or(inner.timeout.total);
+        let deadline = total.map(|t| Instant::now() + t);
+        if let Some(tracer) = &inner.tracer {
+            tracer.each(|h| {
+                h.on_request_start(&RequestInfo {
+                    method: &req.method,
+                    url: &req.url,
+                    headers: &req.headers,
+                    version: Version::HTTP_11,
+                })
+            });
+        }
+        if inner.netrc.is_some() && !req.headers.contains_key(header::AUTHORIZATION) {
+            self.netrc_auth(&mut req);
+        }
+        let raise = req
+            .options
+            .raise_for_status
+            .unwrap_or(inner.raise_for_status);
+        // Kept for the error of a deadline that fires mid-request.
+        let first = (inner.tracer.is_some() || deadline.is_some())
+            .then(|| (req.method.clone(), req.url.clone()));
+        let run = self.with_retries(req, deadline);
+        let result = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, run).await {
+                Ok(result) => result,
+                Err(_) => {
+                    let e = Error::timeout(TimeoutPhase::Total);
+                    Err(match &first {
+                        Some((method, url)) => e.with_request(method, url),
+                        None => e,
+                    })
+                }
+            },
+            None => run.await,
+        };
+        let result = match result {
+            Ok(resp) if raise => match resp.status_error() {
+                Some(e) => Err(e),
+                None => Ok(resp),
+            },
+            other => other,
+        };
+        if let (Some(tracer), Some((method, url))) = (&inner.tracer, &first) {
+            let headers = HeaderMap::new();
+            let info = RequestInfo {
+                method,
+                url,
+                headers: &headers,
+                version: Version::HTTP_11,
+            };
+            match &result {
+                Ok(resp) => tracer.each(|h| h.on_request_end(&info, resp)),
+                Err(e) => tracer.each(|h| h.on_request_exception(&info, e)),
+            }
+        }
+        result
+    }
+
+    fn netrc_auth(&self, req: &mut Request) {
+        let Some(netrc) = &self.inner.netrc else {
+            return;
+        };
+        let Some(host) = req.url.host_str() else {
+            return;
+        };
+        if let Some((login, password)) = netrc.credentials(host) {
+            if let Ok(value) = crate::request::basic_auth_value(login, password) {
+                req.headers.insert(header::AUTHORIZATION, value);
+            }
+        }
+    }
+
+    /// The retry policy's loop around [`follow`](Self::follow).
+    async fn with_retries(&self, req: Request, deadline: Option<Instant>) -> Result<Response> {
+        let policy = match &req.options.retry {
+            Some(policy) => policy.clone(),
+            None => self.inner.retry.clone(),
+        };
+        let Some(policy) = policy.filter(|p| p.allows_method(req.is_idempotent())) else {
+            return self.follow(req, deadline).await;
+        };
+        let mut req = req;
+        let mut attempt = 1;
+        loop {
+            let again = if attempt < policy.attempts() {
+                req.try_clone()
+            } else {
+                None
+            };
+            let result = self.follow(req, deadline).await;
+            let Some(next) = again else {
+                return result;
+            };
+            let wait = match &result {
+                Ok(resp) if policy.retries_status(resp.status()) => {
+                    policy.backoff(attempt, Some(resp.headers()))
+                }
+                Err(e) if policy.retries_error(e) => policy.backoff(attempt, None),
+                _ => return result,
+            };
+            if deadline.is_some_and(|at| Instant::now() + wait >= at) {
+                return result;
+            }
+            tracing::debug!(attempt, ?wait, "retrying the request");
+            drop(result);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+            req = next;
+        }
+    }
+
+    /// Sends `req` and follows its redirects.
+    async fn follow(&self, mut req: Request, deadline: Option<Instant>) -> Result<Response> {
+        let inner = &self.inner;
+        let follow = req
+            .options
+            .follow_redirects
+            .unwrap_or(inner.follow_redirects);
+        let max = req.options.max_redirects.unwrap_or(inner.max_redirects);
+        let hop = Arc::new(HopContext { deadline });
+        let own_cookies = std::mem::take(&mut req.options.cookies);
+        let first_origin = req.url.origin();
+        let mut history: Vec<HistoryEntry> = Vec::new();
+        loop {
+            let replay = if follow { req.try_clone() } else { None };
+            let same_origin = history.is_empty() || req.url.origin() == first_origin;
+            self.attach_cookies(&mut req, if same_origin { &own_cookies } else { &[] });
+            let method = req.method.clone();
+            let fail = |e: Error, history: Vec<HistoryEntry>, url: &Url| {
+                e.with_request(&method, url).with_history(history)
+            };
+            let url_for_errors = if replay.is_some() {
+                None
+            } else {
+                Some(req.url.clone())
+            };
+            let mut resp = match self.run_chain(req, &hop).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    let url = match (&replay, &url_for_errors) {
+                        (Some(r), _) => r.url.clone(),
+                        (None, Some(u)) => u.clone(),
+                        (None, None) => return Err(e.with_history(history)),
+                    };
+                    return Err(fail(e, history, &url));
+                }
+            };
+            if let Some(jar) = &inner.cookie_jar {
+                if resp.headers.contains_key(header::SET_COOKIE) {
+                    jar.store_response(&resp.url, &resp.headers);
+                }
+            }
+            let status = resp.status;
+            let location = if follow && is_redirect(status) {
+                resp.headers.get(header::LOCATION).cloned()
+            } else {
+                None
+            };
+            let Some(location) = location else {
+                resp.history = history;
+                return Ok(resp);
+            };
+            let Some(mut next) = replay else {
+                // 307/308 with a streamed body: cannot be sent again.
+                let url = resp.url.clone();
+                history.push(entry(&resp));
+                return Err(fail(
+                    Error::new(
+                        ErrorKind::Redirect,
+                        format!(
+                            "cannot follow a {status} redirect: the request body was a stream and cannot be sent again"
+                        ),
+                    ),
+                    history,
+                    &url,
+                ));
+            };
+            history.push(entry(&resp));
+            let next_url = match location.to_str().ok().and_then(|l| resp.url.join(l).ok()) {
+                Some(url) => url,
+                None => {
+                    return Err(fail(
+                        Error::new(
+                            ErrorKind::Redirect,
+                            "the redirect Location is not a valid URL",
+                        ),
+                        history,
+                        &resp.url,
+                    ));
+                }
+            };
+            if !matches!(next_url.scheme(), "http" | "https") {
+                return Err(fail(
+                    Error::new(
+                        ErrorKind::Redirect,
+                        format!(
+                            "not following a redirect to the non-HTTP URL scheme {:?}",
+                            next_url.scheme()
+                        ),
+                    ),
+                    history,
+                    &resp.url,
+                ));
+            }
+            if history.len() > max {
+                return Err(fail(
+                    Error::new(
+                        ErrorKind::Redirect,
+                        format!("too many redirects (more than {max})"),
+                    ),
+                    history,
+                    &resp.url,
+                ));
+            }
+            if history[..history.len() - 1]
+                .iter()
+                .any(|h| h.url == next_url)
+                || next_url == resp.url && !resp.headers.contains_key(header::SET_COOKIE)
+            {
+                return Err(fail(
+                    Error::new(ErrorKind::Redirect, "redirect loop"),
+                    history,
+                    &resp.url,
+                ));
+            }
+            if let Some(tracer) = &inner.tracer {
+                let info = RequestInfo {
+                    method: &resp.method,
+                    url: &resp.url,
+                    headers: &next.headers,
+                    version: resp.version,
+                };
+                tracer.each(|h| h.on_request_redirect(&info, &resp));
+            }
+            // 301/302/303: GET without a body (HEAD stays HEAD); 307/308 keep both.
+            if matches!(status.as_u16(), 301..=303) && next.method != Method::HEAD {
+                next.method = Method::GET;
+                next.body = RequestBody::empty();
+                for name in [
+                    header::CONTENT_TYPE,
+                    header::CONTENT_LENGTH,
+                    header::CONTENT_ENCODING,
+                    header::TRANSFER_ENCODING,
+                ] {
+                    next.headers.remove(name);
+                }
+            }
+            let downgrade = resp.url.scheme() == "https" && next_url.scheme() == "http";
+            if next_url.origin() != resp.url.origin() || downgrade {
+                // HARDENING case 92.
+                for name in [
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                    header::PROXY_AUTHORIZATION,
+                    header::WWW_AUTHENTICATE,
+                ] {
+                    next.headers.remove(name);
+                }
+            }
+            next.url = next_url;
+            drain(resp).await;
+            req = next;
+        }
+    }
+
+    /// Adds the jar's cookies for the hop's URL and the request's own cookies.
+    fn attach_cookies(&self, req: &mut Request, own: &[(String, String)]) {
+        let jar = self
+            .inner
+            .cookie_jar
+            .as_ref()
+            .filter(|jar| !jar.is_empty())
+            .and_then(|jar| jar.header_for(&req.url));
+        if jar.is_none() && own.is_empty() {
+            return;
+        }
+        let mut value = String::new();
+        if let Some(existing) = req
+            .headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+        {
+            value.push_str(existing);
+        }
+        if let Some(jar) = jar.as_ref().and_then(|v| v.to_str().ok()) {
+            if !value.is_empty() {
+                value.push_str("; ");
+            }
+            value.push_str(jar);
+        }
+        for (name, cookie) in own {
+            if !value.is_empty() {
+                value.push_str("; ");
+            }
+            value.push_str(name);
+            value.push('=');
+            value.push_str(cookie);
+        }
+        if let Ok(mut v) = HeaderValue::try_from(value) {
+            v.set_sensitive(true);
+            req.headers.insert(header::COOKIE, v);
+        }
+    }
+
+    /// The middleware chain around [`send_hop`](Self::send_hop).
+    async fn run_chain(&self, req: Request, hop: &Arc<HopContext>) -> Result<Response> {
+        if self.inner.middleware.is_empty() {
+            return self.send_hop(req, hop).await;
+        }
+        let next = Next {
+            session: self.clone(),
+            index: 0,
+            hop: hop.clone(),
+        };
+        next.run(req).await
+    }
+
+    /// One request over one connection (HARDENING case 95: an idempotent request
+    /// whose reused connection turns out closed is sent once more on another).
+    pub(crate) async fn send_hop(&self, req: Request, hop: &HopContext) -> Result<Response> {
+        let route = self.route(&req)?;
+        let inner = &self.inner;
+        let mut req = req;
+        let mut retried = false;
+        loop {
+            let mut lease = self.lease(&route).await?;
+            let spare = if lease.is_reused() && !retried && is_idempotent(&req.method) {
+                req.try_clone()
+            } else {
+                None
+            };
+            let method = req.method.clone();
+            let url = req.url;
+            let h2 = lease.is_http2();
+            let chunk_hook = inner.tracer.as_ref().map(|t| t.chunk_hook());
+            let (body, len) = req.body.into_core(chunk_hook).await?;
+            let mut headers = req.headers;
+            if !h2 && !headers.contains_key(header::HOST) {
+                headers.insert(header::HOST, route.host_header.clone());
+            }
+            if let Some(len) = len {
+                if len > 0 || !matches!(method, Method::GET | Method::HEAD) {
+                    headers
+                        .entry(header::CONTENT_LENGTH)
+                        .or_insert_with(|| HeaderValue::from(len));
+                }
+            }
+            if let RouteKind::Forward(Some(auth)) = &route.kind {
+                headers.insert(header::PROXY_AUTHORIZATION, auth.clone());
+            }
+            let version = if h2 {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            };
+            let uri = request_uri(&url, h2 || matches!(route.kind, RouteKind::Forward(_)))?;
+            let mut hreq = http::Request::new(body);
+            *hreq.method_mut() = method.clone();
+            *hreq.uri_mut() = uri;
+            *hreq.version_mut() = version;
+            *hreq.headers_mut() = headers;
+            if let Some(tracer) = &inner.tracer {
+                let info = RequestInfo {
+                    method: &method,
+                    url: &url,
+                    headers: hreq.headers(),
+                    version,
+                };
+                tracer.each(|h| h.on_request_headers_sent(&info));
+            }
+            let sent = lease.send_request(hreq);
+            let result = match inner.timeout.sock_read {
+                Some(limit) => match tokio::time::timeout(limit, sent).await {
+                    Ok(result) => result,
+                    Err(_) => return Err(Error::timeout(TimeoutPhase::SockRead)),
+                },
+                None => sent.await,
+            };
+            let resp = match result {
+                Ok(resp) => resp,
+                Err(e) => {
+                    let stale = e.is_canceled() || e.is_incomplete_message() || e.is_closed();
+                    match spare {
+                        Some(spare) if stale => {
+                            tracing::debug!(error = %e, "pooled connection was closed; sending again");
+                            drop(lease);
+                            retried = true;
+                            req = spare;
+                            continue;
+                        }
+                        _ => return Err(exchange_error(e)),
+                    }
+                }
+            };
+            return Ok(self.response(resp, lease, url, method, hop));
+        }
+    }
+
+    fn response(
+        &self,
+        resp: http::Response<hyper::body::Incoming>,
+        lease: Lease,
+        url: Url,
+        method: Method,
+        hop: &HopContext,
+    ) -> Response {
+        let inner = &self.inner;
+        let (parts, incoming) = resp.into_parts();
+        let keep_alive = !connection_close(&parts.headers);
+        let raw = RawBody::new(incoming, lease, keep_alive);
+        let body = ResponseBody::new(
+            raw,
+            hop.deadline,
+            inner.timeout.sock_read,
+            inner.tracer.clone(),
+        );
+        #[allow(unused_mut)]
+        let mut response = Response {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            url,
+            method,
+            history: Vec::new(),
+            extensions: parts.extensions,
+            body,
+            read_limit: inner.read_limit,
+            decoded: false,
+        };
+        #[cfg(feature = "compression")]
+        if inner.decompress
+            && response.method != Method::HEAD
+            && !matches!(response.status.as_u16(), 204 | 304)
+        {
+            if let Some(codings) = crate::decode::codings(&response.headers) {
+                let limits = inner.decompression_limits;
+                response
+                    .body
+                    .map_source(|raw| crate::decode::decode(&codings, raw, limits));
+                response.decoded = true;
+            }
+        }
+        response
+    }
+
+    /// A connection (or HTTP/2 stream) for `route`, under the connect and pool_wait
+    /// timers.
+    async fn lease(&self, route: &Route) -> Result<Lease> {
+        let timeout = &self.inner.timeout;
+        let get = async {
+            let observer = self
+                .inner
+                .tracer
+                .as_deref()
+                .map(|t| t as &dyn QueueObserver);
+            let checkout = self
+                .inner
+                .pool
+                .checkout_observed(&route.key, route.may_h2, observer);
+            let checkout = match timeout.pool_wait {
+                Some(limit) => tokio::time::timeout(limit, checkout)
+                    .await
+                    .map_err(|_| Error::timeout(TimeoutPhase::PoolWait))?,
+                None => checkout.await,
+            };
+            match checkout {
+                Checkout::Reuse(lease) => {
+                    if let Some(tracer) = &self.inner.tracer {
+                        tracer.each(|h| h.on_connection_reuseconn());
+                    }
+                    Ok(lease)
+                }
+                Checkout::Connect(permit) => {
+                    if let Some(tracer) = &self.inner.tracer {
+                        tracer.each(|h| h.on_connection_create_start());
+                    }
+                    let connect = self.connect(route);
+                    let sender = match timeout.sock_connect {
+                        Some(limit) => tokio::time::timeout(limit, connect)
+                            .await
+                            .map_err(|_| Error::timeout(TimeoutPhase::SockConnect))??,
+                        None => connect.await?,
+                    };
+                    if let Some(tracer) = &self.inner.tracer {
+                        tracer.each(|h| h.on_connection_create_end());
+                    }
+                    Ok(permit.establish(sender))
+                }
+            }
+        };
+        match timeout.connect {
+            Some(limit) => tokio::time::timeout(limit, get)
+                .await
+                .map_err(|_| Error::timeout(TimeoutPhase::Connect))?,
+            None => get.await,
+        }
+    }
+
+    /// Opens a connection for `route`: socket, proxy tunnel, TLS, HTTP handshake.
+    async fn connect(&self, route: &Route) -> Result<Sender> {
+        let inner = &self.inner;
+        let observer = inner.tracer.as_deref().map(|t| t as &dyn ConnectObserver);
+        let via_proxy = matches!(route.kind, RouteKind::Forward(_) | RouteKind::Tunnel(_));
+        let stream = inner
+            .connector
+            .connect(&route.target, observer)
+            .await
+            .map_err(|e| {
+                let e = Error::from_core(e, TimeoutPhase::SockConnect);
+                if via_proxy && e.kind() != ErrorKind::Timeout(TimeoutPhase::SockConnect) {
+                    Error::new(ErrorKind::Proxy, "could not connect to the proxy").with_source(e)
+                } else {
+                    e
+                }
+            })?;
+        let stream = match (&route.kind, stream) {
+            (RouteKind::Tunnel(auth), ClientStream::Tcp(mut tcp)) => {
+                crate::proxy::tunnel(
+                    &mut tcp,
+                    &route.host,
+                    route.port,
+                    auth.as_ref(),
+                    inner.user_agent.as_ref(),
+                )
+                .await?;
+                ClientStream::Tcp(tcp)
+            }
+            (_, stream) => stream,
+        };
+        let stream = if route.https {
+            self.tls(route, stream).await?
+        } else {
+            stream
+        };
+        let h2 = route.prior_knowledge || stream.alpn() == Some(b"h2");
+        aiox_core::client::handshake(stream, h2)
+            .await
+            .map_err(|e| Error::from_core(e, TimeoutPhase::SockConnect))
+    }
+
+    #[cfg(feature = "tls")]
+    async fn tls(&self, route: &Route, stream: ClientStream) -> Result<ClientStream> {
+        let ClientStream::Tcp(tcp) = stream else {
+            return Err(Error::builder(
+                "https over a Unix domain socket is not supported",
+            ));
+        };
+        let tls = &self.inner.tls;
+        let config = match route.pref {
+            HttpVersionPref::Auto => tls.auto.clone(),
+            HttpVersionPref::Http1Only => tls.http1.clone(),
+            HttpVersionPref::Http2Only => tls.http2.clone(),
+        };
+        aiox_core::client::tls_connect(tcp, &route.host, config)
+            .await
+            .map_err(|e| Error::from_core(e, TimeoutPhase::SockConnect))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    async fn tls(&self, _route: &Route, _stream: ClientStream) -> Result<ClientStream> {
+        Err(Error::builder("https needs aiox-client's `tls` feature"))
+    }
+
+    /// The route of `req`, from the cache when there is no per-request proxy.
+    fn route(&self, req: &Request) -> Result<Arc<Route>> {
+        let pref = req.options.version.unwrap_or(self.inner.version);
+        let proxy = match &req.options.proxy {
+            Some(ProxyChoice::Direct) => {
+                return self.make_route(&req.url, pref, None).map(Arc::new);
+            }
+            Some(ProxyChoice::Use(proxy)) => {
+                return self.make_route(&req.url, pref, Some(proxy)).map(Arc::new);
+            }
+            None => None::<&Proxy>,
+        };
+        let _ = proxy;
+        let cacheable = req.url.username().is_empty() && req.url.password().is_none();
+        let key = &req.url[..Position::AfterPort];
+        if cacheable {
+            let routes = self
+                .inner
+                .route_cache
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(route) = routes.get(key).filter(|r| r.pref == pref) {
+                return Ok(route.clone());
+            }
+        }
+        let proxy = self
+            .inner
+            .proxy
+            .as_ref()
+            .filter(|p| p.intercepts(&req.url))
+            .or_else(|| {
+                self.inner
+                    .env_proxies
+                    .as_ref()
+                    .and_then(|env| env.for_url(&req.url))
+            });
+        let route = Arc::new(self.make_route(&req.url, pref, proxy)?);
+        if cacheable {
+            let mut routes = self
+                .inner
+                .route_cache
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if routes.len() >= ROUTE_CACHE_ENTRIES {
+                routes.clear();
+            }
+            routes.insert(key.into(), route.clone());
+        }
+        Ok(route)
+    }
+
+    fn make_route(&self, url: &Url, pref: HttpVersionPref, proxy: Option<&Proxy>) -> Result<Route> {
+        crate::session::check_url(url)?;
+        let https = url.scheme() == "https";
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, "the URL has no port"))?;
+        let host_header = HeaderValue::try_from(&url[Position::BeforeHost..Position::AfterPort])
+            .map_err(|e| Error::new(ErrorKind::InvalidUrl, "invalid host").with_source(e))?;
+        let origin = format!("{}://{}:{}", url.scheme(), host, port);
+        let pref_tag = match pref {
+            HttpVersionPref::Auto => "auto",
+            HttpVersionPref::Http1Only => "h1",
+            HttpVersionPref::Http2Only => "h2",
+        };
+        let (kind, target, route_tag) = if let Some(path) = &self.inner.unix_socket {
+            (
+                RouteKind::Unix,
+                Target::Unix(path.clone()),
+                format!("{pref_tag} unix:{}", path.display()),
+            )
+        } else if let Some(proxy) = proxy {
+            let purl = proxy.url();
+            let target = Target::Host {
+                host: purl.host_str().unwrap_or_default().to_owned(),
+                port: purl.port_or_known_default().unwrap_or(80),
+            };
+            let auth = proxy.authorization().cloned();
+            let tag = format!("{pref_tag} proxy:{}", &purl[..Position::AfterPort]);
+            if https {
+                (RouteKind::Tunnel(auth), target, tag)
+            } else {
+                (RouteKind::Forward(auth), target, tag)
+            }
+        } else {
+            (
+                RouteKind::Direct,
+                Target::Host {
+                    host: host.clone(),
+                    port,
+                },
+                pref_tag.to_owned(),
+            )
+        };
+        // Absolute-form requests to a forward proxy stay HTTP/1.1.
+        let forward = matches!(kind, RouteKind::Forward(_));
+        let prior_knowledge = !https && !forward && pref == HttpVersionPref::Http2Only;
+        let may_h2 = (https && pref != HttpVersionPref::Http1Only) || prior_knowledge;
+        // A forward proxy's connections serve every http origin.
+        let key = if forward {
+            PoolKey::new(
+                &format!("http://{}", &target_origin(&target)),
+                Some(&route_tag),
+            )
+        } else {
+            PoolKey::new(&origin, Some(&route_tag))
+        };
+        Ok(Route {
+            key,
+            kind,
+            target,
+            https,
+            host,
+            port,
+            host_header,
+            prior_knowledge,
+            may_h2,
+            pref,
+        })
+    }
+}
+
+fn target_origin(target: &Target) -> String {
+    match target {
+        Target::Host { host, port } => format!("{host}:{port}"),
+        Target::Unix(path) => path.display().to_string(),
+    }
+}
+
+/// The request target: origin-form (`/path?q`) on a direct HTTP/1.1 connection,
+/// absolute-form for HTTP/2 (hyper takes `:scheme` and `:authority` from it) and
+/// forward proxies.
+fn request_uri(url: &Url, absolute: bool) -> Result<http::Uri> {
+    let text = if absolute {
+        &url[..Position::AfterQuery]
+    } else {
+        &url[Position::BeforePath..Position::AfterQuery]
+    };
+    let text = if text.is_empty() { "/" } else { text };
+    http::Uri::try_from(text).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidUrl,
+            "the URL is not a valid request target",
+        )
+        .with_source(e)
+    })
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn entry(resp: &Response) -> HistoryEntry {
+    HistoryEntry {
+        url: resp.url.clone(),
+        status: resp.status,
+        headers: resp.headers.clone(),
+    }
+}
+
+/// Reads a small redirect body so its connection goes back to the pool.
+async fn drain(resp: Response) {
+    if resp.is_body_done() {
+        return;
+    }
+    if resp
+        .content_length()
+        .is_some_and(|len| len <= DRAIN_REDIRECT_BODY)
+    {
+        let _ = resp.consume().await;
+    }
+}
+
+fn connection_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    })
+}
+
+/// Classifies a failed exchange on an established connection.
+fn exchange_error(e: hyper::Error) -> Error {
+    let message = if e.is_parse_too_large() {
+        "the response head is over its limit (64 KiB, 100 fields)"
+    } else if e.is_parse() {
+        "the response is not valid HTTP"
+    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        "the connection closed before a response arrived"
+    } else if e.is_user() {
+        "the request could not be sent"
+    } else {
+        "the HTTP exchange failed"
+    };
+    let kind = if e.is_body_write_aborted() || e.is_user() {
+        ErrorKind::Body
+    } else {
+        ErrorKind::Request
+    };
+    Error::new(kind, message).with_source(e)
+}
