@@ -1,8 +1,8 @@
 //! # aiox: aiohttp for Rust
 //!
 //! One toolkit for asynchronous HTTP on tokio, shaped after Python's
-//! [aiohttp](https://docs.aiohttp.org/): a web server framework today, with the
-//! pooled client, WebSockets and multipart on the way. HTTP/1.1 and HTTP/2 on both
+//! [aiohttp](https://docs.aiohttp.org/): a web server framework and a pooled client
+//! today, with WebSockets and multipart on the way. HTTP/1.1 and HTTP/2 on both
 //! sides, typed extractors, hardened defaults.
 //!
 //! ```no_run
@@ -24,9 +24,11 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `web` | yes | [`web`]: the server framework (aiox-web) |
-//! | `tls` | yes | HTTPS sites through rustls with ALPN `h2`/`http/1.1` |
+//! | `client` | yes | [`client`]: the HTTP client (aiox-client) |
+//! | `tls` | yes | HTTPS sites and `https://` requests through rustls with ALPN `h2`/`http/1.1` |
+//! | `compression` | yes | transparent gzip, deflate, br and zstd decoding of client responses |
 //!
-//! The `client`, `ws`, `multipart` and `compression` features arrive with their crates.
+//! The `ws` and `multipart` features arrive with their crates.
 #![deny(missing_docs)]
 
 /// The HTTP engine: bodies, errors, TLS and the server connection driver (aiox-core).
@@ -36,6 +38,11 @@ pub use aiox_core as core;
 /// extractors, `run_app` and the `TestClient`.
 #[cfg(feature = "web")]
 pub use aiox_web as web;
+
+/// The HTTP client (aiox-client): `ClientSession`, requests and responses, cookies,
+/// redirects, retries, proxies, middleware and tracing hooks.
+#[cfg(feature = "client")]
+pub use aiox_client as client;
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[doc = include_str!("../README.md")]

@@ -227,3 +227,58 @@ impl std::fmt::Debug for ResponseBody {
             .finish()
     }
 }
+
+/// A request body that reports, through the receiver, when it has been read to its
+/// end (or dropped): the sock_read timer starts only then, as a slow upload is not a
+/// silent server (aiohttp #7149).
+pub(crate) fn signal_written(
+    body: aiox_core::Body,
+) -> (aiox_core::Body, tokio::sync::oneshot::Receiver<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if body.is_end_stream() {
+        let _ = tx.send(());
+        return (body, rx);
+    }
+    let body = SignalWritten {
+        inner: body,
+        tx: Some(tx),
+    };
+    (aiox_core::Body::wrap(body), rx)
+}
+
+struct SignalWritten {
+    inner: aiox_core::Body,
+    tx: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl http_body::Body for SignalWritten {
+    type Data = Bytes;
+    type Error = aiox_core::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if ended {
+            if let Some(tx) = this.tx.take() {
+                let _ = tx.send(());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -263,22 +263,17 @@ impl CookieJar {
         w.flush()
     }
 
-    /// Reads a jar written by [`save`](Self::save). Malformed JSON is an
+    /// Reads a jar written by [`save`](Self::save), in the mode it was saved from
+    /// ([`new`](Self::new) or [`new_unsafe`](Self::new_unsafe)). Malformed JSON is an
     /// [`InvalidData`](io::ErrorKind::InvalidData) error; entries that break the rules
     /// or have expired are skipped.
     pub fn load(r: impl Read) -> io::Result<Self> {
-        let invalid = |e: Box<dyn std::error::Error + Send + Sync>| {
-            io::Error::new(io::ErrorKind::InvalidData, e)
-        };
-        let saved: SavedJar = serde_json::from_reader(BufReader::new(r)).map_err(|e| {
-            if e.is_io() {
-                io::Error::from(e)
-            } else {
-                invalid(e.into())
-            }
-        })?;
+        let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, e);
+        let saved: SavedJar = serde_json::from_reader(BufReader::new(r))
+            .map_err(|e| if e.is_io() { e.into() } else { invalid(e) })?;
         if saved.version != 1 {
-            return Err(invalid("unknown cookie jar file version".into()));
+            let e = serde::de::Error::custom("unknown cookie jar file version");
+            return Err(invalid(e));
         }
         let jar = Self::with_mode(saved.allow_ip_hosts);
         let now = unix_now();
@@ -720,7 +715,8 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<CookieJar>();
         let jar = CookieJar::new();
-        assert!(jar.is_empty() && jar.len() == 0);
+        assert!(jar.is_empty());
+        assert_eq!(jar.len(), 0);
         assert!(jar.header_for(&url(H)).is_none() && jar.cookies_for(&url(H)).is_empty());
         set(&jar.clone(), H, &["a=1"]);
         assert_eq!(sent(&jar, H), "a=1");

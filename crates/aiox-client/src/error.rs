@@ -267,7 +267,14 @@ impl Error {
 fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        // tokio-rustls hands the rustls error over inside an io::Error, whose
+        // `source()` skips it: look inside with `get_ref()`.
+        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls {
             return matches!(
                 tls,
                 rustls::Error::InvalidCertificate(_)

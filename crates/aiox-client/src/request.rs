@@ -33,6 +33,8 @@ enum BodyKind {
     Bytes(Bytes),
     File(PathBuf),
     Stream(ChunkStream),
+    /// A stream that was sent: gone.
+    Spent,
 }
 
 impl RequestBody {
@@ -74,7 +76,21 @@ impl RequestBody {
 
     /// True if the body can be sent again (on a 307/308 redirect or a retry).
     pub fn is_replayable(&self) -> bool {
-        !matches!(self.kind, BodyKind::Stream(_))
+        !matches!(self.kind, BodyKind::Stream(_) | BodyKind::Spent)
+    }
+
+    /// What to send: a copy of a replayable body (kept for a redirect or a resend),
+    /// else the stream itself, leaving this body spent.
+    pub(crate) fn take_for_send(&mut self) -> Self {
+        match self.try_clone() {
+            Some(copy) => copy,
+            None => std::mem::replace(
+                self,
+                Self {
+                    kind: BodyKind::Spent,
+                },
+            ),
+        }
     }
 
     /// A copy of the body, if it is replayable.
@@ -83,7 +99,7 @@ impl RequestBody {
             BodyKind::Empty => BodyKind::Empty,
             BodyKind::Bytes(b) => BodyKind::Bytes(b.clone()),
             BodyKind::File(p) => BodyKind::File(p.clone()),
-            BodyKind::Stream(_) => return None,
+            BodyKind::Stream(_) | BodyKind::Spent => return None,
         };
         Some(Self { kind })
     }
@@ -109,7 +125,8 @@ impl RequestBody {
         on_chunk: Option<crate::trace::ChunkHook>,
     ) -> Result<(aiox_core::Body, Option<u64>)> {
         match self.kind {
-            BodyKind::Empty => Ok((aiox_core::Body::empty(), None)),
+            // Known to be 0: POST, PUT and the like send `Content-Length: 0`.
+            BodyKind::Empty => Ok((aiox_core::Body::empty(), Some(0))),
             BodyKind::Bytes(b) => {
                 if let Some(hook) = &on_chunk {
                     hook(b.len());
@@ -133,6 +150,10 @@ impl RequestBody {
                 ))
             }
             BodyKind::Stream(stream) => Ok((stream_body(stream, on_chunk), None)),
+            BodyKind::Spent => Err(Error::new(
+                ErrorKind::Body,
+                "the request body was a stream that was already sent",
+            )),
         }
     }
 }
@@ -161,6 +182,7 @@ impl fmt::Debug for RequestBody {
             BodyKind::Bytes(b) => write!(f, "RequestBody::Bytes({} bytes)", b.len()),
             BodyKind::File(p) => write!(f, "RequestBody::File({})", p.display()),
             BodyKind::Stream(_) => f.write_str("RequestBody::Stream"),
+            BodyKind::Spent => f.write_str("RequestBody::Spent"),
         }
     }
 }
@@ -231,6 +253,8 @@ pub(crate) struct Options {
     pub(crate) read_limit: Option<usize>,
     pub(crate) retry: Option<Option<RetryPolicy>>,
     pub(crate) cookies: Vec<(String, String)>,
+    /// A redirect left the first origin: the session's credentials stay behind.
+    pub(crate) cross_origin: bool,
 }
 
 /// A proxy setting for one request.
@@ -283,7 +307,10 @@ impl Request {
         &mut self.url
     }
 
-    /// The headers (the session's defaults merged in).
+    /// The request's own headers. The session's defaults (`User-Agent`, `Accept`,
+    /// `Accept-Encoding`, auth, `default_header`s) are added beneath them when the
+    /// request is written, each only if the request has no header of that name;
+    /// `Host`, `Cookie` and `Content-Length` are added then too.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
@@ -313,14 +340,15 @@ impl Request {
         &mut self.extensions
     }
 
-    /// A copy to send again, if the body is replayable (extensions are not copied).
+    /// A copy to send again, if the body is replayable (extensions included, so a
+    /// retry carries what a redirect hop carries).
     pub fn try_clone(&self) -> Option<Self> {
         Some(Self {
             method: self.method.clone(),
             url: self.url.clone(),
             headers: self.headers.clone(),
             body: self.body.try_clone()?,
-            extensions: Extensions::new(),
+            extensions: self.extensions.clone(),
             options: self.options.clone(),
         })
     }
@@ -380,7 +408,8 @@ impl RequestBuilder {
         self
     }
 
-    /// Adds a header (several values of one name are all sent).
+    /// Adds a header (several values of one name are all sent; any of them replaces
+    /// the session's default of that name).
     pub fn header<K, V>(self, name: K, value: V) -> Self
     where
         K: TryInto<HeaderName>,
@@ -400,7 +429,8 @@ impl RequestBuilder {
         })
     }
 
-    /// Sets each of `headers`, replacing the session's defaults of the same names.
+    /// Sets each of `headers`, replacing earlier values (and the session's defaults)
+    /// of the same names.
     pub fn headers(self, headers: HeaderMap) -> Self {
         self.update(|req| {
             let mut last = None;

@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::body::ResponseBody;
 use crate::error::{Error, ErrorKind, HistoryEntry, Result};
+use crate::request::Request;
 
 /// The cap on what [`Response::bytes`], [`text`](Response::text) and
 /// [`json`](Response::json) buffer: 64 MiB (HARDENING section 2, RUSTSEC-2025-0015: a
@@ -28,14 +29,17 @@ pub struct Response {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
-    pub(crate) url: Url,
-    pub(crate) method: Method,
+    /// The request of this hop, its body kept when it can be sent again (for a
+    /// redirect to follow).
+    pub(crate) request: Request,
     pub(crate) history: Vec<HistoryEntry>,
     pub(crate) extensions: Extensions,
     pub(crate) body: ResponseBody,
     pub(crate) read_limit: usize,
     /// The body is decoded: `Content-Length` no longer tells its length.
     pub(crate) decoded: bool,
+    /// The head has `Set-Cookie` fields.
+    pub(crate) sets_cookies: bool,
 }
 
 impl std::fmt::Debug for Response {
@@ -43,7 +47,7 @@ impl std::fmt::Debug for Response {
         f.debug_struct("Response")
             .field("status", &self.status)
             .field("version", &self.version)
-            .field("url", &self.url.as_str())
+            .field("url", &self.request.url.as_str())
             .field("headers", &self.headers)
             .field("redirects", &self.history.len())
             .finish()
@@ -60,8 +64,11 @@ impl Response {
     /// standard one, else the standard one (`None` for unknown codes).
     pub fn reason(&self) -> Option<&str> {
         if let Some(reason) = self.extensions.get::<hyper::ext::ReasonPhrase>() {
-            if let Ok(reason) = std::str::from_utf8(reason.as_bytes()) {
-                return Some(reason);
+            // An empty phrase is no phrase (RFC 9112 section 4: it is optional).
+            if let Ok(reason) = std::str::from_utf8(reason.as_bytes()).map(str::trim) {
+                if !reason.is_empty() {
+                    return Some(reason);
+                }
             }
         }
         self.status.canonical_reason()
@@ -80,13 +87,13 @@ impl Response {
 
     /// The URL of this response: the last one after redirects.
     pub fn url(&self) -> &Url {
-        &self.url
+        &self.request.url
     }
 
     /// The method of the request that got this response (after redirects, which may
     /// have changed it to GET).
     pub fn method(&self) -> &Method {
-        &self.method
+        &self.request.method
     }
 
     /// The redirects followed to get here, oldest first (aiohttp's `history`).
@@ -158,7 +165,7 @@ impl Response {
             };
             Some(
                 Error::new(ErrorKind::Status(self.status), message)
-                    .with_request(&self.method, &self.url)
+                    .with_request(&self.request.method, &self.request.url)
                     .with_history(self.history.clone()),
             )
         } else {
@@ -172,7 +179,7 @@ impl Response {
         match chunk {
             None => Ok(None),
             Some(Ok(bytes)) => Ok(Some(bytes)),
-            Some(Err(e)) => Err(e.with_request(&self.method, &self.url)),
+            Some(Err(e)) => Err(e.with_request(&self.request.method, &self.request.url)),
         }
     }
 
@@ -191,7 +198,7 @@ impl Response {
                 ErrorKind::Body,
                 format!("the response body is longer than the read limit of {limit} bytes"),
             )
-            .with_request(&resp.method, &resp.url)
+            .with_request(&resp.request.method, &resp.request.url)
         };
         if let Some(len) = self.content_length() {
             if len > limit as u64 {
@@ -235,8 +242,8 @@ impl Response {
     /// The body parsed as JSON into `T` (a parse failure is an error of kind
     /// [`ErrorKind::Decode`]).
     pub async fn json<T: DeserializeOwned>(self) -> Result<T> {
-        let method = self.method.clone();
-        let url = self.url.clone();
+        let method = self.request.method.clone();
+        let url = self.request.url.clone();
         let bytes = self.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
@@ -304,7 +311,7 @@ impl Stream for Chunks {
         let this = self.get_mut();
         match this.response.body.poll_chunk(cx) {
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(
-                e.with_request(&this.response.method, &this.response.url)
+                e.with_request(&this.response.request.method, &this.response.request.url)
             ))),
             other => other,
         }

@@ -59,7 +59,7 @@ pub(crate) struct Route {
 /// Routes of recently used origins, for requests without a per-request proxy.
 #[derive(Debug, Default)]
 pub(crate) struct RouteCache {
-    routes: Mutex<HashMap<Box<str>, Arc<Route>>>,
+    routes: Mutex<HashMap<Box<str>, Arc<Route>, foldhash::fast::RandomState>>,
 }
 
 impl ClientSession {
@@ -179,7 +179,7 @@ impl ClientSession {
     }
 
     /// Sends `req` and follows its redirects.
-    async fn follow(&self, mut req: Request, deadline: Option<Instant>) -> Result<Response> {
+    async fn follow(&self, req: Request, deadline: Option<Instant>) -> Result<Response> {
         let inner = &self.inner;
         let follow = req
             .options
@@ -187,36 +187,16 @@ impl ClientSession {
             .unwrap_or(inner.follow_redirects);
         let max = req.options.max_redirects.unwrap_or(inner.max_redirects);
         let hop = Arc::new(HopContext { deadline });
-        let own_cookies = std::mem::take(&mut req.options.cookies);
-        let first_origin = req.url.origin();
+        let mut req = req;
         let mut history: Vec<HistoryEntry> = Vec::new();
         loop {
-            let replay = if follow { req.try_clone() } else { None };
-            let same_origin = history.is_empty() || req.url.origin() == first_origin;
-            self.attach_cookies(&mut req, if same_origin { &own_cookies } else { &[] });
-            let method = req.method.clone();
-            let fail = |e: Error, history: Vec<HistoryEntry>, url: &Url| {
-                e.with_request(&method, url).with_history(history)
-            };
-            let url_for_errors = if replay.is_some() {
-                None
-            } else {
-                Some(req.url.clone())
-            };
             let mut resp = match self.run_chain(req, &hop).await {
                 Ok(resp) => resp,
-                Err(e) => {
-                    let url = match (&replay, &url_for_errors) {
-                        (Some(r), _) => r.url.clone(),
-                        (None, Some(u)) => u.clone(),
-                        (None, None) => return Err(e.with_history(history)),
-                    };
-                    return Err(fail(e, history, &url));
-                }
+                Err(e) => return Err(e.with_history(history)),
             };
-            if let Some(jar) = &inner.cookie_jar {
-                if resp.headers.contains_key(header::SET_COOKIE) {
-                    jar.store_response(&resp.url, &resp.headers);
+            if resp.sets_cookies {
+                if let Some(jar) = &inner.cookie_jar {
+                    jar.store_response(&resp.request.url, &resp.headers);
                 }
             }
             let status = resp.status;
@@ -229,80 +209,74 @@ impl ClientSession {
                 resp.history = history;
                 return Ok(resp);
             };
-            let Some(mut next) = replay else {
-                // 307/308 with a streamed body: cannot be sent again.
-                let url = resp.url.clone();
-                history.push(entry(&resp));
-                return Err(fail(
-                    Error::new(
-                        ErrorKind::Redirect,
-                        format!(
-                            "cannot follow a {status} redirect: the request body was a stream and cannot be sent again"
-                        ),
-                    ),
-                    history,
-                    &url,
-                ));
-            };
             history.push(entry(&resp));
-            let next_url = match location.to_str().ok().and_then(|l| resp.url.join(l).ok()) {
-                Some(url) => url,
-                None => {
-                    return Err(fail(
-                        Error::new(
-                            ErrorKind::Redirect,
-                            "the redirect Location is not a valid URL",
-                        ),
-                        history,
-                        &resp.url,
-                    ));
-                }
+            let fail = |e: Error, history: Vec<HistoryEntry>, resp: &Response| {
+                e.with_request(&resp.request.method, &resp.request.url)
+                    .with_history(history)
+            };
+            let current = &resp.request.url;
+            let Some(next_url) = location.to_str().ok().and_then(|l| current.join(l).ok()) else {
+                let e = Error::new(
+                    ErrorKind::Redirect,
+                    "the redirect Location is not a valid URL",
+                );
+                return Err(fail(e, history, &resp));
             };
             if !matches!(next_url.scheme(), "http" | "https") {
-                return Err(fail(
-                    Error::new(
-                        ErrorKind::Redirect,
-                        format!(
-                            "not following a redirect to the non-HTTP URL scheme {:?}",
-                            next_url.scheme()
-                        ),
+                let e = Error::new(
+                    ErrorKind::Redirect,
+                    format!(
+                        "not following a redirect to the non-HTTP URL scheme {:?}",
+                        next_url.scheme()
                     ),
-                    history,
-                    &resp.url,
-                ));
+                );
+                return Err(fail(e, history, &resp));
             }
             if history.len() > max {
-                return Err(fail(
-                    Error::new(
-                        ErrorKind::Redirect,
-                        format!("too many redirects (more than {max})"),
-                    ),
-                    history,
-                    &resp.url,
-                ));
+                let e = Error::new(
+                    ErrorKind::Redirect,
+                    format!("too many redirects (more than {max})"),
+                );
+                return Err(fail(e, history, &resp));
             }
-            if history[..history.len() - 1]
+            let seen = history[..history.len() - 1]
                 .iter()
-                .any(|h| h.url == next_url)
-                || next_url == resp.url && !resp.headers.contains_key(header::SET_COOKIE)
-            {
-                return Err(fail(
-                    Error::new(ErrorKind::Redirect, "redirect loop"),
-                    history,
-                    &resp.url,
-                ));
+                .any(|h| h.url == next_url);
+            if seen || (next_url == *current && !resp.sets_cookies) {
+                let e = Error::new(ErrorKind::Redirect, "redirect loop");
+                return Err(fail(e, history, &resp));
+            }
+            // 301/302/303: GET without a body (HEAD stays HEAD); 307/308 keep both,
+            // which needs a body that can be sent again.
+            let to_get =
+                matches!(status.as_u16(), 301..=303) && resp.request.method != Method::HEAD;
+            if !to_get && !resp.request.body.is_replayable() {
+                let e = Error::new(
+                    ErrorKind::Redirect,
+                    format!(
+                        "cannot follow a {status} redirect: the request body was a stream and cannot be sent again"
+                    ),
+                );
+                return Err(fail(e, history, &resp));
             }
             if let Some(tracer) = &inner.tracer {
                 let info = RequestInfo {
-                    method: &resp.method,
-                    url: &resp.url,
-                    headers: &next.headers,
+                    method: &resp.request.method,
+                    url: &resp.request.url,
+                    headers: &resp.request.headers,
                     version: resp.version,
                 };
                 tracer.each(|h| h.on_request_redirect(&info, &resp));
             }
-            // 301/302/303: GET without a body (HEAD stays HEAD); 307/308 keep both.
-            if matches!(status.as_u16(), 301..=303) && next.method != Method::HEAD {
+            let small_body = resp
+                .content_length()
+                .is_some_and(|len| len <= DRAIN_REDIRECT_BODY);
+            let Response {
+                request: mut next,
+                body,
+                ..
+            } = resp;
+            if to_get {
                 next.method = Method::GET;
                 next.body = RequestBody::empty();
                 for name in [
@@ -314,9 +288,9 @@ impl ClientSession {
                     next.headers.remove(name);
                 }
             }
-            let downgrade = resp.url.scheme() == "https" && next_url.scheme() == "http";
-            if next_url.origin() != resp.url.origin() || downgrade {
-                // HARDENING case 92.
+            let downgrade = next.url.scheme() == "https" && next_url.scheme() == "http";
+            if next_url.origin() != next.url.origin() || downgrade {
+                // HARDENING case 92: credentials stay with the origin they were for.
                 for name in [
                     header::AUTHORIZATION,
                     header::COOKIE,
@@ -325,15 +299,159 @@ impl ClientSession {
                 ] {
                     next.headers.remove(name);
                 }
+                next.options.cookies.clear();
+                next.options.cross_origin = true;
             }
             next.url = next_url;
-            drain(resp).await;
+            if small_body {
+                drain(body).await;
+            }
             req = next;
         }
     }
 
-    /// Adds the jar's cookies for the hop's URL and the request's own cookies.
-    fn attach_cookies(&self, req: &mut Request, own: &[(String, String)]) {
+    /// The middleware chain around [`send_hop`](Self::send_hop).
+    async fn run_chain(&self, req: Request, hop: &Arc<HopContext>) -> Result<Response> {
+        if self.inner.middleware.is_empty() {
+            return self.send_hop(req, hop).await;
+        }
+        let next = Next {
+            session: self.clone(),
+            index: 0,
+            hop: hop.clone(),
+        };
+        next.run(req).await
+    }
+
+    /// One request over one connection (HARDENING case 95: an idempotent request
+    /// whose reused connection turns out closed is sent once more on another). The
+    /// request comes back inside the response, for a redirect to reuse.
+    pub(crate) async fn send_hop(&self, mut req: Request, hop: &HopContext) -> Result<Response> {
+        let route = match self.route(&req) {
+            Ok(route) => route,
+            Err(e) => return Err(e.with_request(&req.method, &req.url)),
+        };
+        let inner = &self.inner;
+        let mut retried = false;
+        loop {
+            let mut lease = match self.lease(&route).await {
+                Ok(lease) => lease,
+                Err(e) => return Err(e.with_request(&req.method, &req.url)),
+            };
+            let h2 = lease.is_http2();
+            let resend = lease.is_reused()
+                && !retried
+                && is_idempotent(&req.method)
+                && req.body.is_replayable();
+            let chunk_hook = inner.tracer.as_ref().map(|t| t.chunk_hook());
+            let (body, len) = match req.body.take_for_send().into_core(chunk_hook).await {
+                Ok(body) => body,
+                Err(e) => return Err(e.with_request(&req.method, &req.url)),
+            };
+            let headers = self.wire_headers(&req, &route, h2, len);
+            let version = if h2 {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            };
+            let absolute = h2 || matches!(route.kind, RouteKind::Forward(_));
+            let uri = match request_uri(&req.url, absolute) {
+                Ok(uri) => uri,
+                Err(e) => return Err(e.with_request(&req.method, &req.url)),
+            };
+            // sock_read starts once the body is written (aiohttp #7149).
+            let (body, written) = match inner.timeout.sock_read {
+                Some(_) => {
+                    let (body, written) = crate::body::signal_written(body);
+                    (body, Some(written))
+                }
+                None => (body, None),
+            };
+            let mut hreq = http::Request::new(body);
+            *hreq.method_mut() = req.method.clone();
+            *hreq.uri_mut() = uri;
+            *hreq.version_mut() = version;
+            *hreq.headers_mut() = headers;
+            if let Some(tracer) = &inner.tracer {
+                let info = RequestInfo {
+                    method: &req.method,
+                    url: &req.url,
+                    headers: hreq.headers(),
+                    version,
+                };
+                tracer.each(|h| h.on_request_headers_sent(&info));
+            }
+            let sent = lease.send_request(hreq);
+            let result = match inner.timeout.sock_read {
+                Some(limit) => match read_timeout(limit, sent, written).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        return Err(Error::timeout(TimeoutPhase::SockRead)
+                            .with_request(&req.method, &req.url));
+                    }
+                },
+                None => sent.await,
+            };
+            match result {
+                Ok(resp) => return Ok(self.response(resp, lease, req, hop)),
+                Err(e)
+                    if resend
+                        && (e.is_canceled() || e.is_incomplete_message() || e.is_closed()) =>
+                {
+                    tracing::debug!(error = %e, "pooled connection was closed; sending again");
+                    drop(lease);
+                    retried = true;
+                }
+                Err(e) => return Err(exchange_error(e).with_request(&req.method, &req.url)),
+            }
+        }
+    }
+
+    /// The head as written: the session's defaults under the request's own headers
+    /// (a request header replaces the defaults of its name), then `Host`, cookies,
+    /// `Content-Length` and proxy credentials.
+    fn wire_headers(&self, req: &Request, route: &Route, h2: bool, len: Option<u64>) -> HeaderMap {
+        let inner = &self.inner;
+        let mut headers = inner.headers.clone();
+        if !req.headers.is_empty() {
+            for name in req.headers.keys() {
+                headers.remove(name);
+            }
+            for (name, value) in &req.headers {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        if req.options.cross_origin && !req.headers.contains_key(header::AUTHORIZATION) {
+            // The session's credentials are not for the origin a redirect led to.
+            headers.remove(header::AUTHORIZATION);
+        }
+        if !h2 && !req.headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, route.host_header.clone());
+        }
+        self.add_cookies(&mut headers, req);
+        if let Some(len) = len {
+            if len > 0 || !matches!(req.method, Method::GET | Method::HEAD) {
+                headers
+                    .entry(header::CONTENT_LENGTH)
+                    .or_insert_with(|| HeaderValue::from(len));
+            }
+        }
+        #[cfg(feature = "compression")]
+        if req.headers.contains_key(header::RANGE)
+            && headers.get(header::ACCEPT_ENCODING) == Some(&crate::decode::ACCEPT_ENCODING)
+        {
+            // Ranges of a compressed representation cannot be decoded alone.
+            headers.remove(header::ACCEPT_ENCODING);
+        }
+        if let RouteKind::Forward(Some(auth)) = &route.kind {
+            headers.insert(header::PROXY_AUTHORIZATION, auth.clone());
+        }
+        headers
+    }
+
+    /// Adds the jar's cookies for the URL and the request's own cookies to `Cookie`.
+    fn add_cookies(&self, headers: &mut HeaderMap, req: &Request) {
+        let own = &req.options.cookies;
         let jar = self
             .inner
             .cookie_jar
@@ -344,11 +462,7 @@ impl ClientSession {
             return;
         }
         let mut value = String::new();
-        if let Some(existing) = req
-            .headers
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(existing) = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()) {
             value.push_str(existing);
         }
         if let Some(jar) = jar.as_ref().and_then(|v| v.to_str().ok()) {
@@ -367,101 +481,7 @@ impl ClientSession {
         }
         if let Ok(mut v) = HeaderValue::try_from(value) {
             v.set_sensitive(true);
-            req.headers.insert(header::COOKIE, v);
-        }
-    }
-
-    /// The middleware chain around [`send_hop`](Self::send_hop).
-    async fn run_chain(&self, req: Request, hop: &Arc<HopContext>) -> Result<Response> {
-        if self.inner.middleware.is_empty() {
-            return self.send_hop(req, hop).await;
-        }
-        let next = Next {
-            session: self.clone(),
-            index: 0,
-            hop: hop.clone(),
-        };
-        next.run(req).await
-    }
-
-    /// One request over one connection (HARDENING case 95: an idempotent request
-    /// whose reused connection turns out closed is sent once more on another).
-    pub(crate) async fn send_hop(&self, req: Request, hop: &HopContext) -> Result<Response> {
-        let route = self.route(&req)?;
-        let inner = &self.inner;
-        let mut req = req;
-        let mut retried = false;
-        loop {
-            let mut lease = self.lease(&route).await?;
-            let spare = if lease.is_reused() && !retried && is_idempotent(&req.method) {
-                req.try_clone()
-            } else {
-                None
-            };
-            let method = req.method.clone();
-            let url = req.url;
-            let h2 = lease.is_http2();
-            let chunk_hook = inner.tracer.as_ref().map(|t| t.chunk_hook());
-            let (body, len) = req.body.into_core(chunk_hook).await?;
-            let mut headers = req.headers;
-            if !h2 && !headers.contains_key(header::HOST) {
-                headers.insert(header::HOST, route.host_header.clone());
-            }
-            if let Some(len) = len {
-                if len > 0 || !matches!(method, Method::GET | Method::HEAD) {
-                    headers
-                        .entry(header::CONTENT_LENGTH)
-                        .or_insert_with(|| HeaderValue::from(len));
-                }
-            }
-            if let RouteKind::Forward(Some(auth)) = &route.kind {
-                headers.insert(header::PROXY_AUTHORIZATION, auth.clone());
-            }
-            let version = if h2 {
-                Version::HTTP_2
-            } else {
-                Version::HTTP_11
-            };
-            let uri = request_uri(&url, h2 || matches!(route.kind, RouteKind::Forward(_)))?;
-            let mut hreq = http::Request::new(body);
-            *hreq.method_mut() = method.clone();
-            *hreq.uri_mut() = uri;
-            *hreq.version_mut() = version;
-            *hreq.headers_mut() = headers;
-            if let Some(tracer) = &inner.tracer {
-                let info = RequestInfo {
-                    method: &method,
-                    url: &url,
-                    headers: hreq.headers(),
-                    version,
-                };
-                tracer.each(|h| h.on_request_headers_sent(&info));
-            }
-            let sent = lease.send_request(hreq);
-            let result = match inner.timeout.sock_read {
-                Some(limit) => match tokio::time::timeout(limit, sent).await {
-                    Ok(result) => result,
-                    Err(_) => return Err(Error::timeout(TimeoutPhase::SockRead)),
-                },
-                None => sent.await,
-            };
-            let resp = match result {
-                Ok(resp) => resp,
-                Err(e) => {
-                    let stale = e.is_canceled() || e.is_incomplete_message() || e.is_closed();
-                    match spare {
-                        Some(spare) if stale => {
-                            tracing::debug!(error = %e, "pooled connection was closed; sending again");
-                            drop(lease);
-                            retried = true;
-                            req = spare;
-                            continue;
-                        }
-                        _ => return Err(exchange_error(e)),
-                    }
-                }
-            };
-            return Ok(self.response(resp, lease, url, method, hop));
+            headers.insert(header::COOKIE, v);
         }
     }
 
@@ -469,13 +489,26 @@ impl ClientSession {
         &self,
         resp: http::Response<hyper::body::Incoming>,
         lease: Lease,
-        url: Url,
-        method: Method,
+        request: Request,
         hop: &HopContext,
     ) -> Response {
         let inner = &self.inner;
         let (parts, incoming) = resp.into_parts();
-        let keep_alive = !connection_close(&parts.headers);
+        // One pass over the head for what the client acts on.
+        let mut keep_alive = true;
+        let mut sets_cookies = false;
+        let mut encoded = false;
+        for (name, value) in &parts.headers {
+            if name == header::CONNECTION {
+                keep_alive &= !value
+                    .to_str()
+                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+            } else if name == header::SET_COOKIE {
+                sets_cookies = true;
+            } else if name == header::CONTENT_ENCODING {
+                encoded = true;
+            }
+        }
         let raw = RawBody::new(incoming, lease, keep_alive);
         let body = ResponseBody::new(
             raw,
@@ -483,23 +516,26 @@ impl ClientSession {
             inner.timeout.sock_read,
             inner.tracer.clone(),
         );
+        let read_limit = request.options.read_limit.unwrap_or(inner.read_limit);
         #[allow(unused_mut)]
         let mut response = Response {
             status: parts.status,
             version: parts.version,
             headers: parts.headers,
-            url,
-            method,
+            request,
             history: Vec::new(),
             extensions: parts.extensions,
             body,
-            read_limit: inner.read_limit,
+            read_limit,
             decoded: false,
+            sets_cookies,
         };
         #[cfg(feature = "compression")]
-        if inner.decompress
-            && response.method != Method::HEAD
-            && !matches!(response.status.as_u16(), 204 | 304)
+        if encoded
+            && inner.decompress
+            && response.request.method != Method::HEAD
+            // A 206 part of a compressed body cannot be decoded on its own.
+            && !matches!(response.status.as_u16(), 204 | 206 | 304)
         {
             if let Some(codings) = crate::decode::codings(&response.headers) {
                 let limits = inner.decompression_limits;
@@ -509,6 +545,8 @@ impl ClientSession {
                 response.decoded = true;
             }
         }
+        #[cfg(not(feature = "compression"))]
+        let _ = encoded;
         response
     }
 
@@ -543,7 +581,8 @@ impl ClientSession {
                     if let Some(tracer) = &self.inner.tracer {
                         tracer.each(|h| h.on_connection_create_start());
                     }
-                    let connect = self.connect(route);
+                    // Boxed: the connect future is large and rarely run.
+                    let connect = Box::pin(self.connect(route));
                     let sender = match timeout.sock_connect {
                         Some(limit) => tokio::time::timeout(limit, connect)
                             .await
@@ -787,30 +826,32 @@ fn is_redirect(status: StatusCode) -> bool {
 
 fn entry(resp: &Response) -> HistoryEntry {
     HistoryEntry {
-        url: resp.url.clone(),
+        url: resp.request.url.clone(),
         status: resp.status,
         headers: resp.headers.clone(),
     }
 }
 
 /// Reads a small redirect body so its connection goes back to the pool.
-async fn drain(resp: Response) {
-    if resp.is_body_done() {
-        return;
-    }
-    if resp
-        .content_length()
-        .is_some_and(|len| len <= DRAIN_REDIRECT_BODY)
-    {
-        let _ = resp.consume().await;
-    }
+async fn drain(mut body: ResponseBody) {
+    while let Some(Ok(_)) = std::future::poll_fn(|cx| body.poll_chunk(cx)).await {}
 }
 
-fn connection_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-    })
+/// `sent` under the sock_read timer, started once `written` reports the request body
+/// written (or `sent` finished first: an early answer).
+async fn read_timeout<F: std::future::Future>(
+    limit: std::time::Duration,
+    sent: F,
+    written: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> std::result::Result<F::Output, tokio::time::error::Elapsed> {
+    let mut sent = std::pin::pin!(sent);
+    if let Some(written) = written {
+        tokio::select! {
+            out = &mut sent => return Ok(out),
+            _ = written => {}
+        }
+    }
+    tokio::time::timeout(limit, sent).await
 }
 
 /// Classifies a failed exchange on an established connection.

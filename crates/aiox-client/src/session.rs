@@ -145,6 +145,7 @@ pub(crate) struct SessionInner {
     #[cfg(feature = "tls")]
     pub(crate) tls: crate::tls::TlsConfigs,
     pub(crate) route_cache: crate::send::RouteCache,
+    pub(crate) url_cache: UrlCache,
 }
 
 /// An HTTP client session: a connection pool, default headers, a cookie jar,
@@ -213,11 +214,7 @@ impl ClientSession {
 
     /// A request with any method (`Method::from_bytes(b"PURGE")` included).
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        let request = self.resolve_url(url).map(|url| {
-            let mut req = Request::new(method, url);
-            req.headers = self.inner.headers.clone();
-            req
-        });
+        let request = self.resolve_url(url).map(|url| Request::new(method, url));
         RequestBuilder::new(self.clone(), request)
     }
 
@@ -228,6 +225,22 @@ impl ClientSession {
     }
 
     fn resolve_url(&self, url: &str) -> Result<Url> {
+        // A crawler asks for the same URLs again and again: parsing (IDNA, IPv4
+        // forms, re-serialising) costs more than the request's own pool work.
+        let cache = &self.inner.url_cache;
+        if let Some(hit) = lock(cache).get(url) {
+            return Ok(hit.clone());
+        }
+        let parsed = self.parse_url(url)?;
+        let mut cache = lock(cache);
+        if cache.len() >= URL_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(url.into(), parsed.clone());
+        Ok(parsed)
+    }
+
+    fn parse_url(&self, url: &str) -> Result<Url> {
         let invalid = |e: url::ParseError| {
             Error::new(ErrorKind::InvalidUrl, format!("invalid URL {url:?}")).with_source(e)
         };
@@ -267,6 +280,17 @@ impl ClientSession {
     pub fn clear_dns_cache(&self) {
         self.inner.connector.resolver().clear();
     }
+}
+
+/// Request URLs whose parse is remembered per session at most; the cache is emptied
+/// when full (judgement: a crawler's working set of URLs, a few KiB of memory).
+const URL_CACHE_ENTRIES: usize = 256;
+
+type UrlCache =
+    std::sync::Mutex<std::collections::HashMap<Box<str>, Url, foldhash::fast::RandomState>>;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Only `http` and `https` URLs with a host are requested.
@@ -705,6 +729,7 @@ impl ClientSessionBuilder {
                 #[cfg(feature = "tls")]
                 tls,
                 route_cache: crate::send::RouteCache::default(),
+                url_cache: UrlCache::default(),
             }),
         })
     }

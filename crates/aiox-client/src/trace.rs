@@ -115,7 +115,11 @@ impl ConnectObserver for Tracer {
 
     fn dns_end(&self, host: &str, outcome: CacheOutcome) {
         match outcome {
-            CacheOutcome::Hit => self.each(|h| h.on_dns_cache_hit(host)),
+            // `dns_start` was reported: end it, so start and end always pair up.
+            CacheOutcome::Hit => {
+                self.each(|h| h.on_dns_cache_hit(host));
+                self.each(|h| h.on_dns_resolvehost_end(host));
+            }
             CacheOutcome::Miss => {
                 self.each(|h| h.on_dns_cache_miss(host));
                 self.each(|h| h.on_dns_resolvehost_end(host));

@@ -12,7 +12,8 @@ pub use connect::{ClientStream, ConnectObserver, Connector, DEFAULT_HAPPY_EYEBAL
 pub use dns::{CacheOutcome, DEFAULT_DNS_CACHE_HOSTS, DEFAULT_DNS_CACHE_TTL, Resolver};
 pub use pool::{
     Checkout, ConnectPermit, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_LIMIT,
-    DEFAULT_POOL_LIMIT_PER_HOST, HostStats, Lease, Pool, PoolConfig, PoolKey, PoolStats, QueueObserver, Sender,
+    DEFAULT_POOL_LIMIT_PER_HOST, HostStats, Lease, Pool, PoolConfig, PoolKey, PoolStats,
+    QueueObserver, Sender,
 };
 
 use std::future::Future;

@@ -182,7 +182,7 @@ struct Host {
 #[derive(Default)]
 struct State {
     open: usize,
-    hosts: HashMap<PoolKey, Host>,
+    hosts: HashMap<PoolKey, Host, foldhash::fast::RandomState>,
     waiters: VecDeque<Waiter>,
     next_id: u64,
     reaper: bool,
@@ -365,9 +365,9 @@ impl Pool {
                 Err((id, rx)) => {
                     queued.start();
                     WaitGuard {
-                    shared: &self.shared,
-                    key,
-                    id,
+                        shared: &self.shared,
+                        key,
+                        id,
                         rx: Some(rx),
                     }
                 }
