@@ -79,6 +79,8 @@ pub enum ErrorKind {
     /// The HTTP exchange failed after the connection was made (protocol error, reset
     /// stream, response head over its limits).
     Request,
+    /// A client middleware failed on its own account ([`Error::middleware`]).
+    Middleware,
 }
 
 /// One redirect hop: the response that redirected, as
@@ -181,6 +183,14 @@ impl Error {
         Self::new(kind, message).with_source(e)
     }
 
+    /// An error a client middleware raises itself (a policy refusing a request, a
+    /// token that could not be refreshed), with its cause if any.
+    pub fn middleware(message: impl Into<Cow<'static, str>>, source: Option<BoxError>) -> Self {
+        let mut e = Self::new(ErrorKind::Middleware, message);
+        e.inner.source = source;
+        e
+    }
+
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
@@ -264,7 +274,7 @@ impl Error {
 /// True if a rustls error in `err`'s chain is about the certificate rather than the
 /// handshake itself.
 #[cfg(feature = "tls")]
-fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         // tokio-rustls hands the rustls error over inside an io::Error, whose
@@ -289,7 +299,7 @@ fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 #[cfg(not(feature = "tls"))]
-fn is_certificate_error(_err: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_certificate_error(_err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 

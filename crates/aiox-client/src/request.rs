@@ -255,6 +255,8 @@ pub(crate) struct Options {
     pub(crate) cookies: Vec<(String, String)>,
     /// A redirect left the first origin: the session's credentials stay behind.
     pub(crate) cross_origin: bool,
+    /// Session defaults not to send (aiohttp's `skip_auto_headers`).
+    pub(crate) skip_headers: Vec<HeaderName>,
 }
 
 /// A proxy setting for one request.
@@ -505,6 +507,22 @@ impl RequestBuilder {
     pub fn body(self, body: impl Into<RequestBody>) -> Self {
         self.update(|req| {
             req.body = body.into();
+            Ok(())
+        })
+    }
+
+    /// Does not send the session's default header `name` (`User-Agent`, `Accept`,
+    /// `Accept-Encoding`, ...) with this request, as aiohttp's `skip_auto_headers`.
+    pub fn skip_default_header<K>(self, name: K) -> Self
+    where
+        K: TryInto<HeaderName>,
+        K::Error: Into<http::Error>,
+    {
+        self.update(|req| {
+            let name = name
+                .try_into()
+                .map_err(|e| Error::builder("invalid header name").with_source(e.into()))?;
+            req.options.skip_headers.push(name);
             Ok(())
         })
     }

@@ -110,16 +110,26 @@ impl ClientSession {
             other => other,
         };
         if let (Some(tracer), Some((method, url))) = (&inner.tracer, &first) {
-            let headers = HeaderMap::new();
-            let info = RequestInfo {
-                method,
-                url,
-                headers: &headers,
-                version: Version::HTTP_11,
-            };
             match &result {
-                Ok(resp) => tracer.each(|h| h.on_request_end(&info, resp)),
-                Err(e) => tracer.each(|h| h.on_request_exception(&info, e)),
+                Ok(resp) => {
+                    let info = RequestInfo {
+                        method: resp.method(),
+                        url: resp.url(),
+                        headers: &resp.request.headers,
+                        version: resp.version(),
+                    };
+                    tracer.each(|h| h.on_request_end(&info, resp));
+                }
+                Err(e) => {
+                    let headers = HeaderMap::new();
+                    let info = RequestInfo {
+                        method: e.method().unwrap_or(method),
+                        url: e.url().unwrap_or(url),
+                        headers: &headers,
+                        version: Version::HTTP_11,
+                    };
+                    tracer.each(|h| h.on_request_exception(&info, e));
+                }
             }
         }
         result
@@ -171,7 +181,15 @@ impl ClientSession {
                 return result;
             }
             tracing::debug!(attempt, ?wait, "retrying the request");
-            drop(result);
+            if let Ok(resp) = result {
+                // Read a small body so the connection goes back to the pool.
+                if resp
+                    .content_length()
+                    .is_some_and(|len| len <= DRAIN_REDIRECT_BODY)
+                {
+                    let _ = resp.consume().await;
+                }
+            }
             tokio::time::sleep(wait).await;
             attempt += 1;
             req = next;
@@ -189,6 +207,7 @@ impl ClientSession {
         let hop = Arc::new(HopContext { deadline });
         let mut req = req;
         let mut history: Vec<HistoryEntry> = Vec::new();
+        let mut loop_start = 0;
         loop {
             let mut resp = match self.run_chain(req, &hop).await {
                 Ok(resp) => resp,
@@ -239,7 +258,12 @@ impl ClientSession {
                 );
                 return Err(fail(e, history, &resp));
             }
-            let seen = history[..history.len() - 1]
+            // A URL seen before is a loop, unless cookies changed since (a login
+            // round trip A -> B sets a cookie -> A is not one).
+            if resp.sets_cookies {
+                loop_start = history.len() - 1;
+            }
+            let seen = history[loop_start..history.len() - 1]
                 .iter()
                 .any(|h| h.url == next_url);
             if seen || (next_url == *current && !resp.sets_cookies) {
@@ -393,7 +417,7 @@ impl ClientSession {
                 None => sent.await,
             };
             match result {
-                Ok(resp) => return Ok(self.response(resp, lease, req, hop)),
+                Ok(resp) => return self.response(resp, lease, req, hop),
                 Err(e)
                     if resend
                         && (e.is_canceled() || e.is_incomplete_message() || e.is_closed()) =>
@@ -421,6 +445,11 @@ impl ClientSession {
                 headers.append(name.clone(), value.clone());
             }
         }
+        for name in &req.options.skip_headers {
+            if !req.headers.contains_key(name) {
+                headers.remove(name);
+            }
+        }
         if req.options.cross_origin && !req.headers.contains_key(header::AUTHORIZATION) {
             // The session's credentials are not for the origin a redirect led to.
             headers.remove(header::AUTHORIZATION);
@@ -430,7 +459,8 @@ impl ClientSession {
         }
         self.add_cookies(&mut headers, req);
         if let Some(len) = len {
-            if len > 0 || !matches!(req.method, Method::GET | Method::HEAD) {
+            // RFC 9110 section 8.6: `Content-Length: 0` only where a body is expected.
+            if len > 0 || matches!(req.method, Method::POST | Method::PUT | Method::PATCH) {
                 headers
                     .entry(header::CONTENT_LENGTH)
                     .or_insert_with(|| HeaderValue::from(len));
@@ -491,14 +521,16 @@ impl ClientSession {
         lease: Lease,
         request: Request,
         hop: &HopContext,
-    ) -> Response {
+    ) -> Result<Response> {
         let inner = &self.inner;
         let (parts, incoming) = resp.into_parts();
         // One pass over the head for what the client acts on.
         let mut keep_alive = true;
         let mut sets_cookies = false;
         let mut encoded = false;
+        let mut head_size = 0;
         for (name, value) in &parts.headers {
+            head_size += name.as_str().len() + value.len() + 4;
             if name == header::CONNECTION {
                 keep_alive &= !value
                     .to_str()
@@ -508,6 +540,16 @@ impl ClientSession {
             } else if name == header::CONTENT_ENCODING {
                 encoded = true;
             }
+        }
+        if head_size > aiox_core::client::DEFAULT_MAX_RESPONSE_HEAD {
+            // HARDENING case 94 (hyper's own limit is on its read buffer, which a
+            // head somewhat over 64 KiB can still fit). The lease closes the connection.
+            drop(lease);
+            return Err(Error::new(
+                ErrorKind::Request,
+                "the response head is over its limit (64 KiB, 100 fields)",
+            )
+            .with_request(&request.method, &request.url));
         }
         let raw = RawBody::new(incoming, lease, keep_alive);
         let body = ResponseBody::new(
@@ -547,7 +589,7 @@ impl ClientSession {
         }
         #[cfg(not(feature = "compression"))]
         let _ = encoded;
-        response
+        Ok(response)
     }
 
     /// A connection (or HTTP/2 stream) for `route`, under the connect and pool_wait
@@ -867,6 +909,15 @@ fn exchange_error(e: hyper::Error) -> Error {
     } else {
         "the HTTP exchange failed"
     };
+    // A client certificate refused under TLS 1.3 arrives as an alert after the
+    // handshake, so it surfaces here.
+    if crate::error::is_certificate_error(&e) {
+        return Error::new(
+            ErrorKind::Certificate,
+            "the server refused the TLS handshake's certificate",
+        )
+        .with_source(e);
+    }
     let kind = if e.is_body_write_aborted() || e.is_user() {
         ErrorKind::Body
     } else {

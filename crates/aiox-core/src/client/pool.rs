@@ -176,6 +176,10 @@ struct Host {
     connecting: usize,
     /// Connecting attempts that may turn out HTTP/2: later requests wait for them.
     connecting_may_h2: usize,
+    /// The last possibly-HTTP/2 attempt failed: until one succeeds, requests connect
+    /// in parallel instead of queueing behind each attempt in turn (else N waiters
+    /// on a hanging origin would time out one after another).
+    h2_attempt_failed: bool,
     in_use: usize,
 }
 
@@ -458,7 +462,7 @@ impl Pool {
         }
         let host = state.hosts.get_mut(key).expect("inserted above");
         // A connection that may be HTTP/2 is being opened: wait for it.
-        if may_h2 && host.connecting_may_h2 > 0 {
+        if may_h2 && host.connecting_may_h2 > 0 && !host.h2_attempt_failed {
             return Err(());
         }
         // A new connection, if the limits allow (evicting another origin's idle
@@ -570,7 +574,7 @@ fn dispatch_slot(shared: &Arc<Shared>, state: &mut State) {
             let host = state.hosts.get(key);
             let per_host_ok =
                 config.limit_per_host == 0 || host.is_none_or(|h| h.open < config.limit_per_host);
-            let h2_pending = host.is_some_and(|h| h.connecting_may_h2 > 0);
+            let h2_pending = host.is_some_and(|h| h.connecting_may_h2 > 0 && !h.h2_attempt_failed);
             per_host_ok && !h2_pending
         };
         if !eligible {
@@ -663,6 +667,8 @@ impl ConnectPermit {
         host.connecting -= 1;
         if self.may_h2 {
             host.connecting_may_h2 -= 1;
+            // Whether it failed: `establish` and `drop` correct this below.
+            host.h2_attempt_failed = false;
         }
         host
     }
@@ -717,8 +723,9 @@ impl Drop for ConnectPermit {
         let shared = self.shared.clone();
         let key = self.key.clone();
         let mut state = lock(&shared);
-        self.finish(&mut state);
+        let host = self.finish(&mut state);
         if self.may_h2 {
+            host.h2_attempt_failed = true;
             retry_waiters(&mut state, &key);
         }
         free_slots(&shared, &mut state, &key, 1);
