@@ -659,6 +659,12 @@ fn request(session: &ClientSession, args: &Args) -> Result<Request, aiox::client
     for (name, value) in &args.cookies {
         builder = builder.cookie(name, value);
     }
+    for (name, value) in &args.headers {
+        if value.is_none() {
+            // `-H 'Name:'`: the session's default of that name is not sent either.
+            builder = builder.skip_default_header(name.clone());
+        }
+    }
     let mut req = builder.build()?;
     if let Some((kind, bytes)) = &args.body {
         let headers = req.headers_mut();

@@ -153,6 +153,16 @@ fn app() -> Application {
                     HeaderValue::from_static("jar=1; Path=/"),
                 )
         })
+        .get("/head-of", |req: Request| async move {
+            // How many values of each header of interest arrived.
+            let count = |name| req.headers().get_all(name).iter().count();
+            format!(
+                "user-agent={} accept={}:{}",
+                count(header::USER_AGENT),
+                count(header::ACCEPT),
+                req.header(header::ACCEPT).unwrap_or("")
+            )
+        })
         .get("/auth", |req: Request| async move {
             req.header(header::AUTHORIZATION).unwrap_or("").to_owned()
         })
@@ -301,6 +311,19 @@ async fn cookies_auth_and_headers_are_sent() {
     // The cookie set on the first hop (an IP host, as curl keeps) goes on the next.
     let run = fetch(&[&format!("{base}/set-cookie")]).await;
     assert_eq!(run.stdout(), "jar=1", "{run:?}");
+    let run = fetch(&[
+        "-H",
+        "User-Agent:",
+        "-H",
+        "Accept: text/x-one",
+        &format!("{base}/head-of"),
+    ])
+    .await;
+    assert_eq!(
+        run.stdout(),
+        "user-agent=0 accept=1:text/x-one",
+        "'Name:' drops a default and 'Name: v' replaces one: {run:?}"
+    );
     let run = fetch(&["-u", "user:pa:ss", &format!("{base}/auth")]).await;
     // base64("user:pa:ss")
     assert_eq!(run.stdout(), "Basic dXNlcjpwYTpzcw==", "{run:?}");

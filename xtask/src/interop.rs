@@ -9,13 +9,19 @@
 //! * `hello` with TLS (a certificate made by openssl for the run): curl and httpx
 //!   negotiate `h2` by ALPN, curl `--http1.1` gets HTTP/1.1;
 //! * a request line over 8 KiB is answered 414 to curl;
-//! * SIGTERM makes the server exit 0.
+//! * SIGTERM makes the server exit 0;
+//! * the `fetch` example against httpbin, hypercorn and tinyproxy ([`client`]).
+//!
+//! `cargo xtask interop server` runs only the server checks, `cargo xtask interop
+//! client` only the client ones.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::util::{self, Proc, Result, Tool};
+
+mod client;
 
 const TOOLS: &[Tool] = &[
     Tool {
@@ -82,18 +88,35 @@ print("python clients ok")
 
 /// Runs every interop check; see the module docs.
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    if let Some(arg) = args.first() {
-        if arg == "--help" || arg == "-h" {
+    let (server, client) = match args {
+        [] => (true, true),
+        [arg] if arg == "server" => (true, false),
+        [arg] if arg == "client" => (false, true),
+        [arg] if arg == "--help" || arg == "-h" => {
             println!(
-                "cargo xtask interop: run the examples against curl, h2load, aiohttp and httpx"
+                "cargo xtask interop [server|client]: run the examples against curl, h2load, \
+                 aiohttp and httpx (server), and fetch against httpbin, hypercorn and \
+                 tinyproxy (client)"
             );
             return Ok(());
         }
-        return Err(format!("unknown interop argument {arg:?}").into());
-    }
-    util::ensure_tools(TOOLS)?;
+        _ => return Err(format!("unknown interop arguments {args:?}").into()),
+    };
     let out = util::target_dir().join("xtask").join("interop");
     std::fs::create_dir_all(&out)?;
+    if server {
+        servers(&out)?;
+    }
+    if client {
+        client::run(&out)?;
+    }
+    println!("interop: all checks passed");
+    Ok(())
+}
+
+/// The server examples against real clients.
+fn servers(out: &Path) -> Result<()> {
+    util::ensure_tools(TOOLS)?;
     let venv = util::ensure_venv(
         &util::target_dir().join("xtask").join("interop-venv"),
         PYTHON_PACKAGES,
@@ -109,10 +132,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .join("examples")
         .join("hello");
 
-    plain(&hello, &out, &venv)?;
-    tls(&hello, &out, &venv)?;
-    println!("interop: all checks passed");
-    Ok(())
+    plain(&hello, out, &venv)?;
+    tls(&hello, out, &venv)
 }
 
 /// Starts `hello` with `args` and returns it with its base URL.

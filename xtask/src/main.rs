@@ -14,7 +14,9 @@ cargo xtask <task> [args]
 Tasks:
   bench    benchmark the `hello` example against peer servers
            (`cargo xtask bench --help` for options)
-  interop  run the examples against curl, h2load, aiohttp and httpx
+  interop  run the examples against curl, h2load, aiohttp and httpx, and the
+           fetch example against httpbin, hypercorn and tinyproxy
+           (`cargo xtask interop [server|client]` for one half)
   help     this text";
 
 fn main() {

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use crate::error::Result;
 use crate::request::Request;
@@ -50,7 +49,7 @@ where
 pub struct Next {
     pub(crate) session: ClientSession,
     pub(crate) index: usize,
-    pub(crate) hop: Arc<HopContext>,
+    pub(crate) hop: HopContext,
 }
 
 impl std::fmt::Debug for Next {
@@ -69,11 +68,11 @@ impl Next {
                 let next = Next {
                     session: self.session.clone(),
                     index: self.index + 1,
-                    hop: self.hop.clone(),
+                    hop: self.hop,
                 };
                 middleware.call(request, next).await
             }
-            None => self.session.send_hop(request, &self.hop).await,
+            None => Box::pin(self.session.send_hop(request, &self.hop)).await,
         }
     }
 }

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use std::future::Future;
+
+use futures_util::future::Either;
 use futures_util::{Stream, StreamExt};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Extensions, Method, Version};
@@ -118,44 +121,64 @@ impl RequestBody {
         matches!(self.kind, BodyKind::Empty)
     }
 
-    /// Turns the body into the engine's body, opening a file body; `Some(len)` is its
-    /// exact length when known. `on_chunk` is told the size of every streamed chunk.
-    pub(crate) async fn into_core(
-        self,
-        on_chunk: Option<crate::trace::ChunkHook>,
-    ) -> Result<(aiox_core::Body, Option<u64>)> {
+    /// Turns the body into the engine's body; `Some(len)` is its exact length when
+    /// known. `on_chunk` is told the size of every streamed chunk. A file body is
+    /// opened by [`open_file`] (async, and boxed by the caller: rare and large).
+    pub(crate) fn into_core(self, on_chunk: Option<crate::trace::ChunkHook>) -> Result<CoreBody> {
         match self.kind {
             // Known to be 0: POST, PUT and the like send `Content-Length: 0`.
-            BodyKind::Empty => Ok((aiox_core::Body::empty(), Some(0))),
+            BodyKind::Empty => Ok(CoreBody::Ready(aiox_core::Body::empty(), Some(0))),
             BodyKind::Bytes(b) => {
                 if let Some(hook) = &on_chunk {
                     hook(b.len());
                 }
                 let len = b.len() as u64;
-                Ok((aiox_core::Body::full(b), Some(len)))
+                Ok(CoreBody::Ready(aiox_core::Body::full(b), Some(len)))
             }
-            BodyKind::File(path) => {
-                let file = tokio::fs::File::open(&path).await.map_err(|e| {
-                    Error::new(
-                        ErrorKind::Body,
-                        format!("could not open the body file {}", path.display()),
-                    )
-                    .with_source(e)
-                })?;
-                let len = file.metadata().await.ok().map(|m| m.len());
-                let stream = tokio_util::io::ReaderStream::new(file);
-                Ok((
-                    stream_body(Box::pin(stream.map(|r| r.map_err(Into::into))), on_chunk),
-                    len,
-                ))
-            }
-            BodyKind::Stream(stream) => Ok((stream_body(stream, on_chunk), None)),
+            BodyKind::File(path) => Ok(CoreBody::File(path, on_chunk)),
+            BodyKind::Stream(stream) => Ok(CoreBody::Ready(stream_body(stream, on_chunk), None)),
             BodyKind::Spent => Err(Error::new(
                 ErrorKind::Body,
                 "the request body was a stream that was already sent",
             )),
         }
     }
+}
+
+/// A body ready to send, or a file still to open.
+pub(crate) enum CoreBody {
+    Ready(aiox_core::Body, Option<u64>),
+    File(PathBuf, Option<crate::trace::ChunkHook>),
+}
+
+impl CoreBody {
+    /// The body and its length, opening a file body.
+    pub(crate) async fn ready(self) -> Result<(aiox_core::Body, Option<u64>)> {
+        match self {
+            CoreBody::Ready(body, len) => Ok((body, len)),
+            CoreBody::File(path, on_chunk) => Box::pin(open_file(path, on_chunk)).await,
+        }
+    }
+}
+
+/// Opens a file body, with its length from the file's metadata.
+async fn open_file(
+    path: PathBuf,
+    on_chunk: Option<crate::trace::ChunkHook>,
+) -> Result<(aiox_core::Body, Option<u64>)> {
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Body,
+            format!("could not open the body file {}", path.display()),
+        )
+        .with_source(e)
+    })?;
+    let len = file.metadata().await.ok().map(|m| m.len());
+    let stream = tokio_util::io::ReaderStream::new(file);
+    Ok((
+        stream_body(Box::pin(stream.map(|r| r.map_err(Into::into))), on_chunk),
+        len,
+    ))
 }
 
 fn stream_body(stream: ChunkStream, on_chunk: Option<crate::trace::ChunkHook>) -> aiox_core::Body {
@@ -242,21 +265,39 @@ pub enum HttpVersionPref {
 }
 
 /// Per-request settings that override the session's.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) timeout: Option<Duration>,
-    pub(crate) proxy: Option<ProxyChoice>,
+    pub(crate) proxy: Option<Box<ProxyChoice>>,
     pub(crate) version: Option<HttpVersionPref>,
     pub(crate) follow_redirects: Option<bool>,
     pub(crate) max_redirects: Option<usize>,
     pub(crate) raise_for_status: Option<bool>,
     pub(crate) read_limit: Option<usize>,
-    pub(crate) retry: Option<Option<RetryPolicy>>,
+    pub(crate) retry: Option<Box<Option<RetryPolicy>>>,
     pub(crate) cookies: Vec<(String, String)>,
     /// A redirect left the first origin: the session's credentials stay behind.
     pub(crate) cross_origin: bool,
     /// Session defaults not to send (aiohttp's `skip_auto_headers`).
     pub(crate) skip_headers: Vec<HeaderName>,
+}
+
+impl Options {
+    const fn new() -> Self {
+        Self {
+            timeout: None,
+            proxy: None,
+            version: None,
+            follow_redirects: None,
+            max_redirects: None,
+            raise_for_status: None,
+            read_limit: None,
+            retry: None,
+            cookies: Vec::new(),
+            cross_origin: false,
+            skip_headers: Vec::new(),
+        }
+    }
 }
 
 /// A proxy setting for one request.
@@ -273,10 +314,21 @@ pub struct Request {
     pub(crate) headers: HeaderMap,
     pub(crate) body: RequestBody,
     pub(crate) extensions: Extensions,
-    pub(crate) options: Options,
+    /// Per-request settings; `None` (no allocation) for the common request.
+    pub(crate) options: Option<Box<Options>>,
 }
 
+static NO_OPTIONS: Options = Options::new();
+
 impl Request {
+    pub(crate) fn options(&self) -> &Options {
+        self.options.as_deref().unwrap_or(&NO_OPTIONS)
+    }
+
+    pub(crate) fn options_mut(&mut self) -> &mut Options {
+        self.options.get_or_insert_with(|| Box::new(Options::new()))
+    }
+
     /// A request for `method` and `url` with no headers and no body.
     pub fn new(method: Method, url: Url) -> Self {
         Self {
@@ -285,7 +337,7 @@ impl Request {
             headers: HeaderMap::new(),
             body: RequestBody::empty(),
             extensions: Extensions::new(),
-            options: Options::default(),
+            options: None,
         }
     }
 
@@ -522,7 +574,7 @@ impl RequestBuilder {
             let name = name
                 .try_into()
                 .map_err(|e| Error::builder("invalid header name").with_source(e.into()))?;
-            req.options.skip_headers.push(name);
+            req.options_mut().skip_headers.push(name);
             Ok(())
         })
     }
@@ -548,7 +600,7 @@ impl RequestBuilder {
     /// A cookie sent with this request only (beside the jar's).
     pub fn cookie(self, name: &str, value: &str) -> Self {
         self.update(|req| {
-            req.options
+            req.options_mut()
                 .cookies
                 .push((name.to_owned(), value.to_owned()));
             Ok(())
@@ -558,7 +610,7 @@ impl RequestBuilder {
     /// A total timeout for this request (replaces the session's `total`).
     pub fn timeout(self, timeout: Duration) -> Self {
         self.update(|req| {
-            req.options.timeout = Some(timeout);
+            req.options_mut().timeout = Some(timeout);
             Ok(())
         })
     }
@@ -566,7 +618,7 @@ impl RequestBuilder {
     /// Sends this request through `proxy`.
     pub fn proxy(self, proxy: Proxy) -> Self {
         self.update(|req| {
-            req.options.proxy = Some(ProxyChoice::Use(proxy));
+            req.options_mut().proxy = Some(Box::new(ProxyChoice::Use(proxy)));
             Ok(())
         })
     }
@@ -574,7 +626,7 @@ impl RequestBuilder {
     /// Sends this request directly, whatever proxy the session or environment names.
     pub fn no_proxy(self) -> Self {
         self.update(|req| {
-            req.options.proxy = Some(ProxyChoice::Direct);
+            req.options_mut().proxy = Some(Box::new(ProxyChoice::Direct));
             Ok(())
         })
     }
@@ -583,7 +635,7 @@ impl RequestBuilder {
     /// (ALPN `h2` on https, prior knowledge on http).
     pub fn version(self, version: Version) -> Self {
         self.update(|req| {
-            req.options.version = Some(match version {
+            req.options_mut().version = Some(match version {
                 Version::HTTP_2 => HttpVersionPref::Http2Only,
                 Version::HTTP_11 | Version::HTTP_10 => HttpVersionPref::Http1Only,
                 _ => return Err(Error::builder("only HTTP/1.1 and HTTP/2 are supported")),
@@ -595,7 +647,7 @@ impl RequestBuilder {
     /// Whether to follow redirects (default: the session's, normally yes).
     pub fn allow_redirects(self, follow: bool) -> Self {
         self.update(|req| {
-            req.options.follow_redirects = Some(follow);
+            req.options_mut().follow_redirects = Some(follow);
             Ok(())
         })
     }
@@ -603,7 +655,7 @@ impl RequestBuilder {
     /// Redirects followed at most for this request.
     pub fn max_redirects(self, max: usize) -> Self {
         self.update(|req| {
-            req.options.max_redirects = Some(max);
+            req.options_mut().max_redirects = Some(max);
             Ok(())
         })
     }
@@ -611,7 +663,7 @@ impl RequestBuilder {
     /// Whether a status of 400 or above is an error for this request.
     pub fn raise_for_status(self, raise: bool) -> Self {
         self.update(|req| {
-            req.options.raise_for_status = Some(raise);
+            req.options_mut().raise_for_status = Some(raise);
             Ok(())
         })
     }
@@ -619,7 +671,7 @@ impl RequestBuilder {
     /// The cap on the buffered helpers (`bytes`, `text`, `json`) for this response.
     pub fn read_limit(self, limit: usize) -> Self {
         self.update(|req| {
-            req.options.read_limit = Some(limit);
+            req.options_mut().read_limit = Some(limit);
             Ok(())
         })
     }
@@ -627,7 +679,7 @@ impl RequestBuilder {
     /// A retry policy for this request (`None`: no retries, whatever the session's).
     pub fn retry(self, policy: Option<RetryPolicy>) -> Self {
         self.update(|req| {
-            req.options.retry = Some(policy);
+            req.options_mut().retry = Some(Box::new(policy));
             Ok(())
         })
     }
@@ -646,9 +698,13 @@ impl RequestBuilder {
     }
 
     /// Sends the request: redirects, retries, middleware and cookies as configured.
-    pub async fn send(self) -> Result<Response> {
-        let request = self.request?;
-        self.session.execute(request).await
+    /// The future owns everything it needs (`'static`), so it can be spawned.
+    pub fn send(self) -> impl Future<Output = Result<Response>> + Send + 'static {
+        // Not an `async fn`: that would hold the builder beside the request's future.
+        match self.request {
+            Ok(request) => Either::Left(self.session.execute(request)),
+            Err(e) => Either::Right(std::future::ready(Err(e))),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use aiox_core::client::{
     Checkout, ClientStream, ConnectObserver, Lease, PoolKey, QueueObserver, Sender, Target,
 };
+use futures_util::future::Either;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Version};
 use tokio::time::Instant;
@@ -19,6 +20,7 @@ use crate::middleware::Next;
 use crate::proxy::Proxy;
 use crate::request::{HttpVersionPref, ProxyChoice, Request, RequestBody, is_idempotent};
 use crate::response::Response;
+use crate::retry::RetryPolicy;
 use crate::session::{ClientSession, HopContext};
 use crate::trace::RequestInfo;
 
@@ -51,6 +53,9 @@ pub(crate) struct Route {
     host: String,
     port: u16,
     host_header: HeaderValue,
+    /// For absolute-form targets (HTTP/2, forward proxies).
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
     prior_knowledge: bool,
     may_h2: bool,
     pref: HttpVersionPref,
@@ -64,9 +69,9 @@ pub(crate) struct RouteCache {
 
 impl ClientSession {
     /// Runs a request to its final response under the total deadline.
-    pub(crate) async fn execute(&self, mut req: Request) -> Result<Response> {
+    pub(crate) async fn execute(self, mut req: Request) -> Result<Response> {
         let inner = &self.inner;
-        let total = req.options.timeout.or(inner.timeout.total);
+        let total = req.options().timeout.or(inner.timeout.total);
         let deadline = total.map(|t| Instant::now() + t);
         if let Some(tracer) = &inner.tracer {
             tracer.each(|h| {
@@ -82,13 +87,24 @@ impl ClientSession {
             self.netrc_auth(&mut req);
         }
         let raise = req
-            .options
+            .options()
             .raise_for_status
             .unwrap_or(inner.raise_for_status);
         // Kept for the error of a deadline that fires mid-request.
         let first = (inner.tracer.is_some() || deadline.is_some())
             .then(|| (req.method.clone(), req.url.clone()));
-        let run = self.with_retries(req, deadline);
+        let policy = match &req.options().retry {
+            Some(policy) => (**policy).clone(),
+            None => self.inner.retry.clone(),
+        };
+        let policy = policy.filter(|p| p.allows_method(req.is_idempotent()));
+        // Built straight into the timer (no wrapping async block that would hold
+        // the request and the policy beside the future).
+        let run = match policy {
+            None => Either::Left(self.follow(req, deadline)),
+            // Boxed: rare, and keeps the common future small.
+            Some(policy) => Either::Right(Box::pin(self.with_retries(req, deadline, policy))),
+        };
         let result = match deadline {
             Some(at) => match tokio::time::timeout_at(at, run).await {
                 Ok(result) => result,
@@ -150,14 +166,12 @@ impl ClientSession {
     }
 
     /// The retry policy's loop around [`follow`](Self::follow).
-    async fn with_retries(&self, req: Request, deadline: Option<Instant>) -> Result<Response> {
-        let policy = match &req.options.retry {
-            Some(policy) => policy.clone(),
-            None => self.inner.retry.clone(),
-        };
-        let Some(policy) = policy.filter(|p| p.allows_method(req.is_idempotent())) else {
-            return self.follow(req, deadline).await;
-        };
+    async fn with_retries(
+        &self,
+        req: Request,
+        deadline: Option<Instant>,
+        policy: RetryPolicy,
+    ) -> Result<Response> {
         let mut req = req;
         let mut attempt = 1;
         loop {
@@ -197,37 +211,70 @@ impl ClientSession {
     }
 
     /// Sends `req` and follows its redirects.
-    async fn follow(&self, req: Request, deadline: Option<Instant>) -> Result<Response> {
-        let inner = &self.inner;
-        let follow = req
-            .options
+    pub(crate) async fn follow(&self, req: Request, deadline: Option<Instant>) -> Result<Response> {
+        let hop = HopContext { deadline };
+        let resp = self.hop(req, hop).await?;
+        // Redirects are the rare path: their loop lives in its own boxed future, so
+        // the common one stays small (every byte of it is copied as futures nest).
+        if self.redirect_target(&resp).is_none() {
+            return Ok(resp);
+        }
+        Box::pin(self.follow_redirects(resp, hop)).await
+    }
+
+    /// One hop through the middleware chain, or straight to the connection.
+    pub(crate) async fn hop(&self, req: Request, hop: HopContext) -> Result<Response> {
+        let resp = if self.inner.middleware.is_empty() {
+            // Boxed: the hop's state stays on the heap instead of being copied into
+            // every enclosing future.
+            Box::pin(self.send_hop(req, &hop)).await?
+        } else {
+            let next = Next {
+                session: self.clone(),
+                index: 0,
+                hop,
+            };
+            Box::pin(next.run(req)).await?
+        };
+        if resp.sets_cookies {
+            if let Some(jar) = &self.inner.cookie_jar {
+                jar.store_response(&resp.request.url, &resp.headers);
+            }
+        }
+        Ok(resp)
+    }
+
+    /// The `Location` of a redirect this request should follow.
+    fn redirect_target(&self, resp: &Response) -> Option<HeaderValue> {
+        let follow = resp
+            .request
+            .options()
             .follow_redirects
-            .unwrap_or(inner.follow_redirects);
-        let max = req.options.max_redirects.unwrap_or(inner.max_redirects);
-        let hop = Arc::new(HopContext { deadline });
-        let mut req = req;
+            .unwrap_or(self.inner.follow_redirects);
+        if follow && is_redirect(resp.status) {
+            resp.headers.get(header::LOCATION).cloned()
+        } else {
+            None
+        }
+    }
+
+    /// Follows the redirects from `resp` on.
+    async fn follow_redirects(&self, first: Response, hop: HopContext) -> Result<Response> {
+        let inner = &self.inner;
+        let max = first
+            .request
+            .options()
+            .max_redirects
+            .unwrap_or(inner.max_redirects);
         let mut history: Vec<HistoryEntry> = Vec::new();
         let mut loop_start = 0;
+        let mut resp = first;
         loop {
-            let mut resp = match self.run_chain(req, &hop).await {
-                Ok(resp) => resp,
-                Err(e) => return Err(e.with_history(history)),
-            };
-            if resp.sets_cookies {
-                if let Some(jar) = &inner.cookie_jar {
-                    jar.store_response(&resp.request.url, &resp.headers);
-                }
-            }
-            let status = resp.status;
-            let location = if follow && is_redirect(status) {
-                resp.headers.get(header::LOCATION).cloned()
-            } else {
-                None
-            };
-            let Some(location) = location else {
+            let Some(location) = self.redirect_target(&resp) else {
                 resp.history = history;
                 return Ok(resp);
             };
+            let status = resp.status;
             history.push(entry(&resp));
             let fail = |e: Error, history: Vec<HistoryEntry>, resp: &Response| {
                 e.with_request(&resp.request.method, &resp.request.url)
@@ -323,28 +370,18 @@ impl ClientSession {
                 ] {
                     next.headers.remove(name);
                 }
-                next.options.cookies.clear();
-                next.options.cross_origin = true;
+                next.options_mut().cookies.clear();
+                next.options_mut().cross_origin = true;
             }
             next.url = next_url;
             if small_body {
                 drain(body).await;
             }
-            req = next;
+            resp = match self.hop(next, hop).await {
+                Ok(resp) => resp,
+                Err(e) => return Err(e.with_history(history)),
+            };
         }
-    }
-
-    /// The middleware chain around [`send_hop`](Self::send_hop).
-    async fn run_chain(&self, req: Request, hop: &Arc<HopContext>) -> Result<Response> {
-        if self.inner.middleware.is_empty() {
-            return self.send_hop(req, hop).await;
-        }
-        let next = Next {
-            session: self.clone(),
-            index: 0,
-            hop: hop.clone(),
-        };
-        next.run(req).await
     }
 
     /// One request over one connection (HARDENING case 95: an idempotent request
@@ -358,9 +395,19 @@ impl ClientSession {
         let inner = &self.inner;
         let mut retried = false;
         loop {
-            let mut lease = match self.lease(&route).await {
-                Ok(lease) => lease,
-                Err(e) => return Err(e.with_request(&req.method, &req.url)),
+            let fast = self.inner.pool.try_checkout(&route.key);
+            let mut lease = match fast {
+                Some(lease) => {
+                    if let Some(tracer) = &inner.tracer {
+                        tracer.each(|h| h.on_connection_reuseconn());
+                    }
+                    lease
+                }
+                // Boxed: queueing and connecting are the slow path.
+                None => match Box::pin(self.lease(&route)).await {
+                    Ok(lease) => lease,
+                    Err(e) => return Err(e.with_request(&req.method, &req.url)),
+                },
             };
             let h2 = lease.is_http2();
             let resend = lease.is_reused()
@@ -368,7 +415,12 @@ impl ClientSession {
                 && is_idempotent(&req.method)
                 && req.body.is_replayable();
             let chunk_hook = inner.tracer.as_ref().map(|t| t.chunk_hook());
-            let (body, len) = match req.body.take_for_send().into_core(chunk_hook).await {
+            let body = match req.body.take_for_send().into_core(chunk_hook) {
+                Ok(crate::request::CoreBody::Ready(body, len)) => Ok((body, len)),
+                Ok(file) => file.ready().await,
+                Err(e) => Err(e),
+            };
+            let (body, len) = match body {
                 Ok(body) => body,
                 Err(e) => return Err(e.with_request(&req.method, &req.url)),
             };
@@ -379,7 +431,7 @@ impl ClientSession {
                 Version::HTTP_11
             };
             let absolute = h2 || matches!(route.kind, RouteKind::Forward(_));
-            let uri = match request_uri(&req.url, absolute) {
+            let uri = match request_uri(&req.url, absolute, &route) {
                 Ok(uri) => uri,
                 Err(e) => return Err(e.with_request(&req.method, &req.url)),
             };
@@ -407,7 +459,7 @@ impl ClientSession {
             }
             let sent = lease.send_request(hreq);
             let result = match inner.timeout.sock_read {
-                Some(limit) => match read_timeout(limit, sent, written).await {
+                Some(limit) => match Box::pin(read_timeout(limit, sent, written)).await {
                     Ok(result) => result,
                     Err(_) => {
                         return Err(Error::timeout(TimeoutPhase::SockRead)
@@ -445,12 +497,12 @@ impl ClientSession {
                 headers.append(name.clone(), value.clone());
             }
         }
-        for name in &req.options.skip_headers {
+        for name in &req.options().skip_headers {
             if !req.headers.contains_key(name) {
                 headers.remove(name);
             }
         }
-        if req.options.cross_origin && !req.headers.contains_key(header::AUTHORIZATION) {
+        if req.options().cross_origin && !req.headers.contains_key(header::AUTHORIZATION) {
             // The session's credentials are not for the origin a redirect led to.
             headers.remove(header::AUTHORIZATION);
         }
@@ -481,7 +533,7 @@ impl ClientSession {
 
     /// Adds the jar's cookies for the URL and the request's own cookies to `Cookie`.
     fn add_cookies(&self, headers: &mut HeaderMap, req: &Request) {
-        let own = &req.options.cookies;
+        let own = &req.options().cookies;
         let jar = self
             .inner
             .cookie_jar
@@ -558,7 +610,7 @@ impl ClientSession {
             inner.timeout.sock_read,
             inner.tracer.clone(),
         );
-        let read_limit = request.options.read_limit.unwrap_or(inner.read_limit);
+        let read_limit = request.options().read_limit.unwrap_or(inner.read_limit);
         #[allow(unused_mut)]
         let mut response = Response {
             status: parts.status,
@@ -713,17 +765,16 @@ impl ClientSession {
 
     /// The route of `req`, from the cache when there is no per-request proxy.
     fn route(&self, req: &Request) -> Result<Arc<Route>> {
-        let pref = req.options.version.unwrap_or(self.inner.version);
-        let proxy = match &req.options.proxy {
+        let pref = req.options().version.unwrap_or(self.inner.version);
+        match req.options().proxy.as_deref() {
             Some(ProxyChoice::Direct) => {
                 return self.make_route(&req.url, pref, None).map(Arc::new);
             }
             Some(ProxyChoice::Use(proxy)) => {
                 return self.make_route(&req.url, pref, Some(proxy)).map(Arc::new);
             }
-            None => None::<&Proxy>,
-        };
-        let _ = proxy;
+            None => {}
+        }
         let cacheable = req.url.username().is_empty() && req.url.password().is_none();
         let key = &req.url[..Position::AfterPort];
         if cacheable {
@@ -774,6 +825,14 @@ impl ClientSession {
         let host_header = HeaderValue::try_from(&url[Position::BeforeHost..Position::AfterPort])
             .map_err(|e| Error::new(ErrorKind::InvalidUrl, "invalid host").with_source(e))?;
         let origin = format!("{}://{}:{}", url.scheme(), host, port);
+        let scheme = if https {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
+        let authority =
+            http::uri::Authority::try_from(&url[Position::BeforeHost..Position::AfterPort])
+                .map_err(|e| Error::new(ErrorKind::InvalidUrl, "invalid host").with_source(e))?;
         let pref_tag = match pref {
             HttpVersionPref::Auto => "auto",
             HttpVersionPref::Http1Only => "h1",
@@ -829,6 +888,8 @@ impl ClientSession {
             host,
             port,
             host_header,
+            scheme,
+            authority,
             prior_knowledge,
             may_h2,
             pref,
@@ -846,20 +907,26 @@ fn target_origin(target: &Target) -> String {
 /// The request target: origin-form (`/path?q`) on a direct HTTP/1.1 connection,
 /// absolute-form for HTTP/2 (hyper takes `:scheme` and `:authority` from it) and
 /// forward proxies.
-fn request_uri(url: &Url, absolute: bool) -> Result<http::Uri> {
-    let text = if absolute {
-        &url[..Position::AfterQuery]
-    } else {
-        &url[Position::BeforePath..Position::AfterQuery]
-    };
-    let text = if text.is_empty() { "/" } else { text };
-    http::Uri::try_from(text).map_err(|e| {
+fn request_uri(url: &Url, absolute: bool, route: &Route) -> Result<http::Uri> {
+    let invalid = |e: http::Error| {
         Error::new(
             ErrorKind::InvalidUrl,
             "the URL is not a valid request target",
         )
         .with_source(e)
-    })
+    };
+    let path = &url[Position::BeforePath..Position::AfterQuery];
+    let path = if path.is_empty() { "/" } else { path };
+    if !absolute {
+        return http::Uri::try_from(path).map_err(|e| invalid(e.into()));
+    }
+    // The scheme and authority were parsed once for the route.
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(route.scheme.clone());
+    parts.authority = Some(route.authority.clone());
+    parts.path_and_query =
+        Some(http::uri::PathAndQuery::try_from(path).map_err(|e| invalid(e.into()))?);
+    http::Uri::from_parts(parts).map_err(|e| invalid(e.into()))
 }
 
 fn is_redirect(status: StatusCode) -> bool {

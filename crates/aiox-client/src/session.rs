@@ -220,8 +220,11 @@ impl ClientSession {
 
     /// Sends an already built request (from [`RequestBuilder::build`] or
     /// [`Request::new`]), with the session's redirects, retries and middleware.
-    pub async fn send(&self, request: Request) -> Result<crate::Response> {
-        self.execute(request).await
+    pub fn send(
+        &self,
+        request: Request,
+    ) -> impl std::future::Future<Output = Result<crate::Response>> + Send + 'static {
+        self.clone().execute(request)
     }
 
     fn resolve_url(&self, url: &str) -> Result<Url> {
@@ -736,7 +739,7 @@ impl ClientSessionBuilder {
 }
 
 /// What every hop of one request shares.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct HopContext {
     /// When the total timeout runs out.
     pub(crate) deadline: Option<Instant>,

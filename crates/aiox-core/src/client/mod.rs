@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::Body;
 use crate::error::{Error, ErrorKind};
@@ -43,7 +43,7 @@ pub async fn handshake(io: ClientStream, http2: bool) -> Result<Sender, Error> {
         )
     };
     if http2 {
-        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(BoxingExecutor)
             .timer(TokioTimer::new())
             .max_header_list_size(DEFAULT_MAX_RESPONSE_HEAD as u32)
             .handshake(io)
@@ -79,5 +79,21 @@ pub async fn handshake(io: ClientStream, http2: bool) -> Result<Sender, Error> {
             }
         });
         Ok(Sender(pool::SenderKind::Http1(sender)))
+    }
+}
+
+/// Spawns hyper's HTTP/2 tasks (one per request) boxed: the future is several KiB,
+/// and tokio's spawn path would otherwise copy it whole several times (measured
+/// with callgrind: ~1,500 instructions per h2 request).
+#[derive(Clone, Copy, Debug)]
+struct BoxingExecutor;
+
+impl<F> hyper::rt::Executor<F> for BoxingExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(Box::pin(fut));
     }
 }

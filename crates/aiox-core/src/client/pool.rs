@@ -415,6 +415,47 @@ impl Pool {
         }
     }
 
+    /// A pooled connection (or HTTP/2 stream) that can take a request right now, or
+    /// `None` (then call [`checkout`](Pool::checkout)). The fast path of a busy
+    /// client: no future, no queue; requests already waiting for the origin go first.
+    pub fn try_checkout(&self, key: &PoolKey) -> Option<Lease> {
+        let mut state = lock(&self.shared);
+        if !state.waiters.is_empty() && state.waiters.iter().any(|w| &w.key == key) {
+            return None;
+        }
+        let idle_timeout = self.shared.config.idle_timeout;
+        let host = state.hosts.get_mut(key)?;
+        let mut found = None;
+        let mut freed = 0;
+        if let Some(conn) = host.h2.iter_mut().find(|c| c.has_capacity()) {
+            conn.streams += 1;
+            found = Some(LeaseConn::H2(conn.sender.clone(), conn.id));
+        } else if !host.idle.is_empty() {
+            let now = Instant::now();
+            while let Some(idle) = host.idle.pop() {
+                if !idle.usable(now, idle_timeout) {
+                    freed += 1;
+                    continue;
+                }
+                if idle.sender.is_ready() {
+                    found = Some(LeaseConn::H1(idle.sender));
+                } else {
+                    // Still finishing its last exchange: `checkout` waits for it.
+                    host.idle.push(idle);
+                }
+                break;
+            }
+        }
+        if found.is_some() {
+            host.in_use += 1;
+        }
+        if freed > 0 {
+            free_slots(&self.shared, &mut state, key, freed);
+        }
+        drop(state);
+        found.map(|conn| self.lease(key, conn, true))
+    }
+
     #[inline]
     fn lease(&self, key: &PoolKey, conn: LeaseConn, reused: bool) -> Lease {
         Lease {
