@@ -131,6 +131,11 @@ async fn run(opts: Options) -> ExitCode {
     if opts.http2 {
         builder = builder.http2_prior_knowledge();
     }
+    if opts.memory {
+        // The connections must still be idle in the pool when memory is read, however
+        // long the connects of a 10,000-connection burst took.
+        builder = builder.pool_idle_timeout(Duration::from_secs(600));
+    }
     let session = match builder.build() {
         Ok(session) => session,
         Err(e) => {

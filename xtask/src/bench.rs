@@ -16,7 +16,12 @@
 //!    exact request count N and again with 1 request; `(Ir_N - Ir_1) / (N - 1)`.
 //! 4. Report: text tables on stdout, and Markdown (also written to
 //!    `target/bench/latest.md`) for `docs/benchmarks.md`.
+//!
+//! The client section (`client.rs`) then measures aiox's `crawler` example
+//! against client peers (hyper-util's legacy client, reqwest, Python aiohttp)
+//! driving the raw hyper server, and appends its tables to the same report.
 
+mod client;
 mod parse;
 mod report;
 
@@ -61,18 +66,30 @@ const VALGRIND: Tool = Tool {
 pub(crate) const USAGE: &str = "\
 cargo xtask bench [OPTIONS]
 
-Benchmarks aiox's `hello` example against the peer servers in benches/peers
-(hyper = baseline, axum, actix, canned). Each server runs with --workers 1
-pinned to CPU 0; wrk/h2load run pinned to CPU 1. Missing tools (wrk, h2load,
-valgrind, taskset) are installed with apt-get.
+Servers: benchmarks aiox's `hello` example against the peer servers in
+benches/peers (hyper = baseline, axum, actix, canned). Each server runs with
+--workers 1 pinned to CPU 0; wrk/h2load run pinned to CPU 1.
+
+Clients: runs aiox's `crawler` example and the client peers (hyper-client =
+baseline, reqwest-client, aiohttp-client) pinned to CPU 1 against the raw
+hyper server on CPU 0: req/s and CPU per request (HTTP/1.1 and h2c),
+callgrind instructions per request, and RSS with 10,000 idle connections.
+
+Missing tools (wrk, h2load, valgrind, taskset, prlimit) are installed with
+apt-get; aiohttp is installed with pip into target/bench/venv.
 
 Options:
-  --quick            smoke test: 1 round of 3 s, callgrind with 2,000 requests
-  --only NAMES       comma-separated subset of: hello,hyper,axum,actix,canned
+  --quick            smoke test: 1 round of 3 s, callgrind with 2,000 requests,
+                     20,000 requests per client run
+  --only NAMES       comma-separated subset of the servers hello,hyper,axum,
+                     actix,canned and the clients crawler,hyper-client,
+                     reqwest-client,aiohttp-client; `client` = every client
+                     (default: all of them)
   --rounds N         interleaved throughput rounds (default 3)
-  --duration SECS    seconds per throughput run (default 10)
+  --duration SECS    seconds per server throughput run (default 10)
   --requests N       requests per callgrind run (default 20000)
-  --no-callgrind     skip the instructions-per-request phase
+  --client-requests N  requests per client throughput run (default 100000)
+  --no-callgrind     skip the instructions-per-request phases
   --no-build         use the binaries already built
   -h, --help         this text
 
@@ -180,13 +197,18 @@ impl Load {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Options {
     quick: bool,
+    /// Servers named in `--only` (`None`: all servers).
     only: Option<Vec<String>>,
+    /// Clients to run (from `--only`; all of them without `--only`).
+    clients: Vec<&'static client::ClientSpec>,
     rounds: u32,
     duration: u32,
     requests: u64,
+    /// Requests per client throughput run.
+    client_requests: u64,
     callgrind: bool,
     build: bool,
     /// The arguments as given, for the report.
@@ -196,7 +218,9 @@ struct Options {
 fn parse_options(args: &[String]) -> Result<Option<Options>> {
     let mut quick = false;
     let mut only: Option<Vec<String>> = None;
+    let mut clients: Option<Vec<&'static client::ClientSpec>> = None;
     let (mut rounds, mut duration, mut requests) = (None, None, None);
+    let mut client_requests = None;
     let (mut callgrind, mut build) = (true, true);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -214,15 +238,26 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
             "--quick" => quick = true,
             "--only" => {
                 let list = only.get_or_insert_with(Vec::new);
+                let picked = clients.get_or_insert_with(Vec::new);
                 for name in value()?.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    if !SERVERS.iter().any(|s| s.name == name) {
+                    if SERVERS.iter().any(|s| s.name == name) {
+                        list.push(name.to_owned());
+                    } else if name == "client" {
+                        picked.extend(client::CLIENTS);
+                    } else if let Some(c) = client::CLIENTS.iter().find(|c| c.name == name) {
+                        picked.push(c);
+                    } else {
                         return Err(format!(
-                            "unknown server {name:?} in --only (known: {})",
-                            SERVERS.iter().map(|s| s.name).collect::<Vec<_>>().join(",")
+                            "unknown name {name:?} in --only (known: {},client,{})",
+                            SERVERS.iter().map(|s| s.name).collect::<Vec<_>>().join(","),
+                            client::CLIENTS
+                                .iter()
+                                .map(|c| c.name)
+                                .collect::<Vec<_>>()
+                                .join(",")
                         )
                         .into());
                     }
-                    list.push(name.to_owned());
                 }
             }
             "--rounds" => rounds = Some(positive(key, &value()?)?),
@@ -234,18 +269,29 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
                 }
                 requests = Some(u64::from(n));
             }
+            "--client-requests" => client_requests = Some(u64::from(positive(key, &value()?)?)),
             "--no-callgrind" => callgrind = false,
             "--no-build" => build = false,
             "-h" | "--help" => return Ok(None),
             _ => return Err(format!("unknown bench option {arg:?}\n\n{USAGE}").into()),
         }
     }
+    // Each client once, in the table order, however often it was named.
+    let clients = match clients {
+        Some(picked) => client::CLIENTS
+            .iter()
+            .filter(|c| picked.iter().any(|p| p.name == c.name))
+            .collect(),
+        None => client::CLIENTS.iter().collect(),
+    };
     Ok(Some(Options {
         quick,
         only,
+        clients,
         rounds: rounds.unwrap_or(if quick { 1 } else { 3 }),
         duration: duration.unwrap_or(if quick { 3 } else { 10 }),
         requests: requests.unwrap_or(if quick { 2_000 } else { 20_000 }),
+        client_requests: client_requests.unwrap_or(if quick { 20_000 } else { 100_000 }),
         callgrind,
         build,
         raw: args.to_vec(),
@@ -270,7 +316,7 @@ struct Target {
 type Skipped = (String, String);
 
 /// CPUs to pin the server and the load generator to.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Cpus {
     server: &'static str,
     load: &'static str,
@@ -316,7 +362,21 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     };
     let started = Instant::now();
 
-    let mut tools = TOOLS.to_vec();
+    let selected: Vec<&'static ServerSpec> = SERVERS
+        .iter()
+        .filter(|s| {
+            opts.only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == s.name))
+        })
+        .collect();
+    let mut tools = Vec::new();
+    if !selected.is_empty() {
+        tools.extend_from_slice(TOOLS);
+    }
+    if !opts.clients.is_empty() {
+        tools.extend_from_slice(client::TOOLS);
+    }
     if opts.callgrind {
         tools.push(VALGRIND);
     }
@@ -346,46 +406,50 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     fs::create_dir_all(out_dir.join("logs"))?;
     fs::create_dir_all(out_dir.join("callgrind"))?;
 
-    let selected: Vec<&'static ServerSpec> = SERVERS
-        .iter()
-        .filter(|s| {
-            opts.only
-                .as_ref()
-                .is_none_or(|o| o.iter().any(|n| n == s.name))
-        })
-        .collect();
-    let (targets, skipped) = build_all(&selected, &opts, &out_dir)?;
-    if targets.is_empty() {
-        return Err("no server could be built; nothing to benchmark".into());
+    let mut md = header_markdown(&opts, !selected.is_empty());
+    let mut text = String::new();
+    if !selected.is_empty() {
+        let (targets, skipped) = build_all(&selected, &opts, &out_dir)?;
+        if targets.is_empty() && opts.clients.is_empty() {
+            return Err("no server could be built; nothing to benchmark".into());
+        }
+        let mut bench = Bench {
+            cells: targets.iter().map(|_| Default::default()).collect(),
+            opts: opts.clone(),
+            cpus,
+            clk_tck,
+            out_dir: out_dir.clone(),
+            targets,
+            skipped,
+            warnings: Vec::new(),
+        };
+        bench.throughput();
+        if bench.opts.callgrind {
+            bench.instructions();
+        }
+        md.push_str(&bench.markdown());
+        for t in bench.tables() {
+            let _ = writeln!(text, "{}", report::text(&t));
+        }
+        for (name, why) in &bench.skipped {
+            let _ = writeln!(text, "skipped {name}: {why}");
+        }
+        for w in &bench.warnings {
+            let _ = writeln!(text, "warning: {w}");
+        }
     }
-
-    let mut bench = Bench {
-        cells: targets.iter().map(|_| Default::default()).collect(),
-        opts,
-        cpus,
-        clk_tck,
-        out_dir,
-        targets,
-        skipped,
-        warnings: Vec::new(),
-    };
-    bench.throughput();
-    if bench.opts.callgrind {
-        bench.instructions();
+    if !opts.clients.is_empty() {
+        let clients = client::run(&opts, cpus, clk_tck, &out_dir);
+        if !selected.is_empty() {
+            md.push('\n');
+        }
+        md.push_str(&clients.markdown());
+        text.push_str(&clients.text());
     }
 
     let elapsed = started.elapsed();
-    let md = bench.markdown();
-    for t in bench.tables() {
-        println!("{}", report::text(&t));
-    }
-    for (name, why) in &bench.skipped {
-        println!("skipped {name}: {why}");
-    }
-    for w in &bench.warnings {
-        println!("warning: {w}");
-    }
-    let md_path = bench.out_dir.join("latest.md");
+    println!("{text}");
+    let md_path = out_dir.join("latest.md");
     fs::write(&md_path, &md)?;
     println!(
         "\n----- Markdown for docs/benchmarks.md (also in {}) -----\n",
@@ -408,66 +472,79 @@ fn build_all(
     opts: &Options,
     out_dir: &Path,
 ) -> Result<(Vec<Target>, Vec<Skipped>)> {
-    let root = util::workspace_root();
-    let target = util::target_dir();
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
     for &spec in selected {
         let (mut cmd, bin) = if spec.name == "hello" {
-            let mut cmd = util::cargo();
-            cmd.current_dir(&root)
-                .args(["build", "--release", "--example", "hello"]);
-            (cmd, target.join("release/examples/hello"))
+            example_build("hello")
         } else {
-            let dir = target.join("peers").join(spec.name);
-            let mut cmd = util::cargo();
-            cmd.current_dir(&root)
-                .args(["build", "--release", "--locked", "--manifest-path"])
-                .arg(
-                    root.join("benches/peers")
-                        .join(spec.name)
-                        .join("Cargo.toml"),
-                )
-                .arg("--target-dir")
-                .arg(&dir);
-            (cmd, dir.join("release").join(format!("peer-{}", spec.name)))
+            peer_build(spec.name)
         };
-        if opts.build {
-            note(format!(
-                "building {}: {}",
-                spec.name,
-                util::display_cmd(&cmd)
-            ));
-            let log = out_dir
-                .join("logs")
-                .join(format!("build-{}.log", spec.name));
-            let out = util::run_with_timeout(&mut cmd, Duration::from_secs(60 * 60))?;
-            fs::write(
-                &log,
-                [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
-            )?;
-            if !out.status.success() {
-                let why = format!(
-                    "build failed ({}{}); see {}: {}",
-                    out.status,
-                    if out.timed_out { ", timed out" } else { "" },
-                    log.display(),
-                    util::tail(&out.stderr, 3)
-                );
-                note(format!("SKIPPING {}: {why}", spec.name));
-                skipped.push((spec.name.to_owned(), why));
-                continue;
-            }
+        match build(spec.name, &mut cmd, bin, opts, out_dir)? {
+            Ok(bin) => targets.push(Target { spec, bin }),
+            Err(why) => skipped.push((spec.name.to_owned(), why)),
         }
-        if !bin.is_file() {
-            let why = format!("binary {} not found", bin.display());
-            note(format!("SKIPPING {}: {why}", spec.name));
-            skipped.push((spec.name.to_owned(), why));
-            continue;
-        }
-        targets.push(Target { spec, bin });
     }
     Ok((targets, skipped))
+}
+
+/// `cargo build --release --example NAME` in the main workspace, and the binary it makes.
+fn example_build(name: &str) -> (Command, PathBuf) {
+    let mut cmd = util::cargo();
+    cmd.current_dir(util::workspace_root())
+        .args(["build", "--release", "--example", name]);
+    (cmd, util::target_dir().join("release/examples").join(name))
+}
+
+/// The build of peer `benches/peers/NAME` (its own workspace, `--locked`, target
+/// dir `target/peers/NAME`), and the binary `peer-NAME` it makes.
+fn peer_build(name: &str) -> (Command, PathBuf) {
+    let root = util::workspace_root();
+    let dir = util::target_dir().join("peers").join(name);
+    let mut cmd = util::cargo();
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(root.join("benches/peers").join(name).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&dir);
+    (cmd, dir.join("release").join(format!("peer-{name}")))
+}
+
+/// Runs `cmd` (unless `--no-build`), logging to `logs/build-NAME.log`, and
+/// returns `bin`, or why `name` has to be skipped.
+fn build(
+    name: &str,
+    cmd: &mut Command,
+    bin: PathBuf,
+    opts: &Options,
+    out_dir: &Path,
+) -> Result<Result<PathBuf, String>> {
+    if opts.build {
+        note(format!("building {name}: {}", util::display_cmd(cmd)));
+        let log = out_dir.join("logs").join(format!("build-{name}.log"));
+        let out = util::run_with_timeout(cmd, Duration::from_secs(60 * 60))?;
+        fs::write(
+            &log,
+            [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
+        )?;
+        if !out.status.success() {
+            let why = format!(
+                "build failed ({}{}); see {}: {}",
+                out.status,
+                if out.timed_out { ", timed out" } else { "" },
+                log.display(),
+                util::tail(&out.stderr, 3)
+            );
+            note(format!("SKIPPING {name}: {why}"));
+            return Ok(Err(why));
+        }
+    }
+    if !bin.is_file() {
+        let why = format!("binary {} not found", bin.display());
+        note(format!("SKIPPING {name}: {why}"));
+        return Ok(Err(why));
+    }
+    Ok(Ok(bin))
 }
 
 /// `taskset -c CPU PROGRAM`.
@@ -888,63 +965,9 @@ impl Bench {
         s
     }
 
+    /// The server section of the report (below [`header_markdown`]).
     fn markdown(&self) -> String {
-        let date = util::capture("date", &["-u", "+%F"]).unwrap_or_else(|| "unknown date".into());
-        let mut cmd = "cargo xtask bench".to_owned();
-        for a in &self.opts.raw {
-            cmd.push(' ');
-            cmd.push_str(a);
-        }
-        let cpu_model = fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| {
-                c.lines().find_map(|l| {
-                    Some(
-                        l.strip_prefix("model name")?
-                            .split_once(':')?
-                            .1
-                            .trim()
-                            .to_owned(),
-                    )
-                })
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let kernel = util::capture("uname", &["-r"]).unwrap_or_default();
-        let rustc = util::capture("rustc", &["-V"]).unwrap_or_default();
-        let first_line = |s: Option<String>| {
-            s.and_then(|s| s.lines().next().map(str::to_owned))
-                .unwrap_or_default()
-        };
-        let h2load = first_line(util::capture("h2load", &["--version"]));
-        let valgrind = first_line(util::capture("valgrind", &["--version"]));
-        // `wrk -v` prints its version but exits non-zero.
-        let wrk = util::run_with_timeout(Command::new("wrk").arg("-v"), Duration::from_secs(10))
-            .ok()
-            .and_then(|o| {
-                o.stdout_str()
-                    .split_whitespace()
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .into()
-            })
-            .unwrap_or_default();
-
         let mut md = String::new();
-        let _ = writeln!(md, "### Results {date}\n");
-        let _ = writeln!(md, "Command: `{cmd}`\n");
-        if self.opts.quick {
-            let _ = writeln!(
-                md,
-                "**Quick smoke run** (1 round of 3 s, callgrind with {} requests): not for comparison.\n",
-                self.opts.requests
-            );
-        }
-        let _ = writeln!(
-            md,
-            "Machine: {cpu_model}, {ncpu} CPUs, Linux {kernel}; {rustc}; {wrk}, {h2load}, {valgrind}.\n"
-        );
         let _ = writeln!(
             md,
             "Each server runs as `--workers 1` pinned to CPU {} (`taskset`); the load generator is pinned to CPU {}. \
@@ -990,6 +1013,79 @@ impl Bench {
         }
         md
     }
+}
+
+/// The top of the report: date, command, machine and tool versions.
+fn header_markdown(opts: &Options, servers: bool) -> String {
+    let date = util::capture("date", &["-u", "+%F"]).unwrap_or_else(|| "unknown date".into());
+    let mut cmd = "cargo xtask bench".to_owned();
+    for a in &opts.raw {
+        cmd.push(' ');
+        cmd.push_str(a);
+    }
+    let cpu_model = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                Some(
+                    l.strip_prefix("model name")?
+                        .split_once(':')?
+                        .1
+                        .trim()
+                        .to_owned(),
+                )
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let kernel = util::capture("uname", &["-r"]).unwrap_or_default();
+    let rustc = util::capture("rustc", &["-V"]).unwrap_or_default();
+    let first_line = |s: Option<String>| {
+        s.and_then(|s| s.lines().next().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let mut tools = Vec::new();
+    if servers {
+        // `wrk -v` prints its version but exits non-zero.
+        let wrk = util::run_with_timeout(Command::new("wrk").arg("-v"), Duration::from_secs(10))
+            .ok()
+            .map(|o| {
+                o.stdout_str()
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        tools.push(wrk);
+        tools.push(first_line(util::capture("h2load", &["--version"])));
+    }
+    if opts.callgrind {
+        tools.push(first_line(util::capture("valgrind", &["--version"])));
+    }
+    tools.retain(|t| !t.is_empty());
+
+    let mut md = String::new();
+    let _ = writeln!(md, "### Results {date}\n");
+    let _ = writeln!(md, "Command: `{cmd}`\n");
+    if opts.quick {
+        let _ = writeln!(
+            md,
+            "**Quick smoke run** (1 round of 3 s, callgrind with {} requests, {} requests per client run): \
+             not for comparison.\n",
+            opts.requests, opts.client_requests
+        );
+    }
+    let tools = if tools.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", tools.join(", "))
+    };
+    let _ = writeln!(
+        md,
+        "Machine: {cpu_model}, {ncpu} CPUs, Linux {kernel}; {rustc}{tools}.\n"
+    );
+    md
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -1131,10 +1227,44 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((o.rounds, o.duration, o.requests), (2, 3, 2_000));
+        assert_eq!(o.client_requests, 20_000);
         assert_eq!(o.only.unwrap(), ["hyper", "axum", "canned"]);
+        assert!(o.clients.is_empty(), "naming only servers runs no client");
         let o = parse_options(&[]).unwrap().unwrap();
         assert_eq!((o.rounds, o.duration, o.requests), (3, 10, 20_000));
+        assert_eq!(o.client_requests, 100_000);
+        assert!(o.only.is_none());
+        assert_eq!(o.clients.len(), client::CLIENTS.len());
+
+        let names = |o: &Options| o.clients.iter().map(|c| c.name).collect::<Vec<_>>();
+        let o = parse_options(&args("--only client --client-requests=5000"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o.only.as_deref(),
+            Some(&[][..]),
+            "naming only clients runs no server"
+        );
+        assert_eq!(
+            names(&o),
+            [
+                "crawler",
+                "hyper-client",
+                "reqwest-client",
+                "aiohttp-client"
+            ]
+        );
+        assert_eq!(o.client_requests, 5_000);
+        let o = parse_options(&args(
+            "--only reqwest-client,hyper,hyper-client,reqwest-client",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(names(&o), ["hyper-client", "reqwest-client"]);
+        assert_eq!(o.only.unwrap(), ["hyper"]);
+
         assert!(parse_options(&args("--only nginx")).is_err());
+        assert!(parse_options(&args("--client-requests 0")).is_err());
         assert!(parse_options(&args("--requests 1")).is_err());
         assert!(parse_options(&args("--help")).unwrap().is_none());
     }

@@ -130,7 +130,18 @@ fn main() {
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        let listener = TcpListener::bind(args.bind).await.expect("bind");
+        // A deep accept queue: the client memory run opens 10,000 connections at once,
+        // and tokio's default backlog (1024) drops SYNs that the kernel retries seconds
+        // later.
+        let socket = if args.bind.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .expect("socket");
+        socket.set_reuseaddr(true).expect("reuseaddr");
+        socket.bind(args.bind).expect("bind");
+        let listener = socket.listen(4096).expect("listen");
         let addr = listener.local_addr().expect("local_addr");
         let shutdown = shutdown_signal();
         // Run the accept loop on a worker so `--workers 1` means one busy thread.
