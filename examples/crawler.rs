@@ -146,14 +146,29 @@ async fn run(opts: Options) -> ExitCode {
     let total = opts.requests.unwrap_or(opts.urls.len());
     let urls: Arc<[String]> = opts.urls.into();
     let next = Arc::new(AtomicUsize::new(0));
+    let tasks_n = opts.concurrency.min(total.max(1));
+    // With --memory every task holds its first response until all have one, so the
+    // pool opens as many connections as there are tasks (otherwise early tasks finish
+    // and later ones reuse their connections).
+    let barrier = opts
+        .memory
+        .then(|| Arc::new(tokio::sync::Barrier::new(tasks_n)));
     let started = Instant::now();
-    let tasks: Vec<_> = (0..opts.concurrency.min(total.max(1)))
+    let tasks: Vec<_> = (0..tasks_n)
         .map(|_| {
             let session = session.clone();
             let urls = urls.clone();
             let next = next.clone();
+            let barrier = barrier.clone();
             tokio::spawn(async move {
                 let mut tally = Tally::default();
+                if let Some(barrier) = barrier {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i < total {
+                        let url = &urls[i % urls.len()];
+                        fetch_held(&session, url, &barrier, &mut tally).await;
+                    }
+                }
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
@@ -217,6 +232,29 @@ async fn fetch(session: &ClientSession, url: &str, tally: &mut Tally) {
         Ok::<u16, aiox::client::Error>(status)
     }
     .await;
+    record(result, tally);
+}
+
+/// One request whose body is read only once every task has its response head.
+async fn fetch_held(
+    session: &ClientSession,
+    url: &str,
+    barrier: &tokio::sync::Barrier,
+    tally: &mut Tally,
+) {
+    let resp = session.get(url).send().await;
+    barrier.wait().await;
+    let result = async {
+        let mut resp = resp?;
+        let status = resp.status().as_u16();
+        while resp.chunk().await?.is_some() {}
+        Ok::<u16, aiox::client::Error>(status)
+    }
+    .await;
+    record(result, tally);
+}
+
+fn record(result: Result<u16, aiox::client::Error>, tally: &mut Tally) {
     match result {
         Ok(status) => {
             *tally.statuses.entry(status).or_default() += 1;

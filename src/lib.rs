@@ -27,6 +27,7 @@
 //! | `client` | yes | [`client`]: the HTTP client (aiox-client) |
 //! | `tls` | yes | HTTPS sites and `https://` requests through rustls with ALPN `h2`/`http/1.1` |
 //! | `compression` | yes | transparent gzip, deflate, br and zstd decoding of client responses |
+//! | `hickory` | no | the client may resolve names with hickory-resolver instead of `getaddrinfo` (`ClientSessionBuilder::hickory_dns`) |
 //!
 //! The `ws` and `multipart` features arrive with their crates.
 #![deny(missing_docs)]

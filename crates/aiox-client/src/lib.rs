@@ -53,6 +53,7 @@
 //! | --- | --- | --- |
 //! | `tls` | yes | `https://` through rustls, webpki or system roots, client certificates |
 //! | `compression` | yes | transparent gzip, deflate, br and zstd decoding |
+//! | `hickory` | no | `ClientSessionBuilder::hickory_dns`: DNS through hickory-resolver instead of `getaddrinfo` |
 
 #![deny(missing_docs)]
 

@@ -340,6 +340,8 @@ pub struct ClientSessionBuilder {
     unix_socket: Option<PathBuf>,
     pool: PoolConfig,
     dns_ttl: Option<Duration>,
+    #[cfg(feature = "hickory")]
+    hickory_dns: bool,
     happy_eyeballs_delay: Duration,
     #[cfg(feature = "tls")]
     tls: crate::tls::TlsSettings,
@@ -389,6 +391,8 @@ impl ClientSessionBuilder {
             unix_socket: None,
             pool: PoolConfig::default(),
             dns_ttl: Some(aiox_core::client::DEFAULT_DNS_CACHE_TTL),
+            #[cfg(feature = "hickory")]
+            hickory_dns: false,
             happy_eyeballs_delay: aiox_core::client::DEFAULT_HAPPY_EYEBALLS_DELAY,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsSettings::default(),
@@ -614,6 +618,15 @@ impl ClientSessionBuilder {
         self
     }
 
+    /// Resolves host names with hickory-resolver (async, reading `/etc/resolv.conf`
+    /// and `/etc/hosts`) instead of `getaddrinfo` on tokio's blocking pool (off by
+    /// default). The [`dns_cache_ttl`](Self::dns_cache_ttl) cache stays in front.
+    #[cfg(feature = "hickory")]
+    pub fn hickory_dns(mut self, enabled: bool) -> Self {
+        self.hickory_dns = enabled;
+        self
+    }
+
     /// The happy eyeballs delay between connection attempts (250 ms, RFC 8305).
     pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
         self.happy_eyeballs_delay = delay;
@@ -701,8 +714,17 @@ impl ClientSessionBuilder {
         } else {
             (None, None)
         };
-        let connector = Connector::new(Resolver::new(self.dns_ttl))
-            .happy_eyeballs_delay(self.happy_eyeballs_delay);
+        #[cfg(feature = "hickory")]
+        let resolver = if self.hickory_dns {
+            Resolver::hickory(self.dns_ttl).map_err(|e| {
+                Error::builder("could not set up the hickory DNS resolver").with_source(e)
+            })?
+        } else {
+            Resolver::new(self.dns_ttl)
+        };
+        #[cfg(not(feature = "hickory"))]
+        let resolver = Resolver::new(self.dns_ttl);
+        let connector = Connector::new(resolver).happy_eyeballs_delay(self.happy_eyeballs_delay);
         #[cfg(feature = "tls")]
         let tls = self.tls.build()?;
         Ok(ClientSession {
@@ -743,4 +765,40 @@ impl ClientSessionBuilder {
 pub(crate) struct HopContext {
     /// When the total timeout runs out.
     pub(crate) deadline: Option<Instant>,
+}
+
+#[cfg(all(test, feature = "hickory"))]
+mod hickory_tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hickory_session_reaches_localhost() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0; 1024];
+            while !head.ends_with(b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert_ne!(n, 0, "the client hung up before its request head");
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await
+                .unwrap();
+        });
+        let session = ClientSession::builder().hickory_dns(true).build().unwrap();
+        let request = session.get(&format!("http://localhost:{port}/")).send();
+        let body = tokio::time::timeout(Duration::from_secs(30), async {
+            request.await.unwrap().text().await.unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(body, "ok");
+        server.await.unwrap();
+    }
 }

@@ -57,6 +57,11 @@ pub(crate) struct Args {
     pub(crate) workers: usize,
     /// Print the `memory` line after the run (`--memory`).
     pub(crate) memory: bool,
+    /// Send the three headers aiox's session sends by default (`User-Agent`,
+    /// `Accept: */*`, `Accept-Encoding`), for a like-for-like comparison
+    /// (`--aiox-headers`; hyper-client only).
+    #[allow(dead_code)]
+    pub(crate) aiox_headers: bool,
     /// The URLs, in order.
     pub(crate) urls: Vec<String>,
 }
@@ -80,6 +85,7 @@ impl Args {
         let mut http2 = false;
         let mut workers = 1;
         let mut memory = false;
+        let mut aiox_headers = false;
         let mut urls = Vec::new();
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -119,6 +125,7 @@ impl Args {
                 }
                 "--http2-prior-knowledge" if inline.is_none() => http2 = true,
                 "--memory" if inline.is_none() => memory = true,
+                "--aiox-headers" if inline.is_none() => aiox_headers = true,
                 _ => usage(&format!("unknown option {arg:?}")),
             }
         }
@@ -134,6 +141,7 @@ impl Args {
             http2,
             workers,
             memory,
+            aiox_headers,
             urls,
         }
     }

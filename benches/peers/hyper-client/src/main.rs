@@ -23,12 +23,22 @@ use crawl::{Args, BoxError, Fetch};
 struct Hyper {
     client: Client<HttpConnector, Empty<Bytes>>,
     urls: Arc<[Uri]>,
+    aiox_headers: bool,
 }
 
 impl Fetch for Hyper {
     fn get(&self, url: usize) -> impl Future<Output = Result<u16, BoxError>> + Send + '_ {
         async move {
-            let resp = self.client.get(self.urls[url].clone()).await?;
+            let resp = if self.aiox_headers {
+                let req = hyper::Request::get(self.urls[url].clone())
+                    .header("user-agent", "aiox/0.1.0")
+                    .header("accept", "*/*")
+                    .header("accept-encoding", "gzip, deflate, br, zstd")
+                    .body(Empty::new())?;
+                self.client.request(req).await?
+            } else {
+                self.client.get(self.urls[url].clone()).await?
+            };
             let status = resp.status().as_u16();
             let mut body = resp.into_body();
             while let Some(frame) = body.frame().await {
@@ -62,7 +72,16 @@ fn main() {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .build(connector);
-        crawl::run(&args, Hyper { client, urls }).await;
+        let aiox_headers = args.aiox_headers;
+        crawl::run(
+            &args,
+            Hyper {
+                client,
+                urls,
+                aiox_headers,
+            },
+        )
+        .await;
     });
     rt.shutdown_background();
 }
