@@ -131,7 +131,7 @@ impl ClientSession {
                     let info = RequestInfo {
                         method: resp.method(),
                         url: resp.url(),
-                        headers: &resp.request.headers,
+                        headers: &resp.inner.request.headers,
                         version: resp.version(),
                     };
                     tracer.each(|h| h.on_request_end(&info, resp));
@@ -236,9 +236,9 @@ impl ClientSession {
             };
             Box::pin(next.run(req)).await?
         };
-        if resp.sets_cookies {
+        if resp.inner.sets_cookies {
             if let Some(jar) = &self.inner.cookie_jar {
-                jar.store_response(&resp.request.url, &resp.headers);
+                jar.store_response(&resp.inner.request.url, &resp.inner.headers);
             }
         }
         Ok(resp)
@@ -247,12 +247,13 @@ impl ClientSession {
     /// The `Location` of a redirect this request should follow.
     fn redirect_target(&self, resp: &Response) -> Option<HeaderValue> {
         let follow = resp
+            .inner
             .request
             .options()
             .follow_redirects
             .unwrap_or(self.inner.follow_redirects);
-        if follow && is_redirect(resp.status) {
-            resp.headers.get(header::LOCATION).cloned()
+        if follow && is_redirect(resp.inner.status) {
+            resp.inner.headers.get(header::LOCATION).cloned()
         } else {
             None
         }
@@ -262,6 +263,7 @@ impl ClientSession {
     async fn follow_redirects(&self, first: Response, hop: HopContext) -> Result<Response> {
         let inner = &self.inner;
         let max = first
+            .inner
             .request
             .options()
             .max_redirects
@@ -271,16 +273,16 @@ impl ClientSession {
         let mut resp = first;
         loop {
             let Some(location) = self.redirect_target(&resp) else {
-                resp.history = history;
+                resp.inner.history = history;
                 return Ok(resp);
             };
-            let status = resp.status;
+            let status = resp.inner.status;
             history.push(entry(&resp));
             let fail = |e: Error, history: Vec<HistoryEntry>, resp: &Response| {
-                e.with_request(&resp.request.method, &resp.request.url)
+                e.with_request(&resp.inner.request.method, &resp.inner.request.url)
                     .with_history(history)
             };
-            let current = &resp.request.url;
+            let current = &resp.inner.request.url;
             let Some(next_url) = location.to_str().ok().and_then(|l| current.join(l).ok()) else {
                 let e = Error::new(
                     ErrorKind::Redirect,
@@ -307,21 +309,21 @@ impl ClientSession {
             }
             // A URL seen before is a loop, unless cookies changed since (a login
             // round trip A -> B sets a cookie -> A is not one).
-            if resp.sets_cookies {
+            if resp.inner.sets_cookies {
                 loop_start = history.len() - 1;
             }
             let seen = history[loop_start..history.len() - 1]
                 .iter()
                 .any(|h| h.url == next_url);
-            if seen || (next_url == *current && !resp.sets_cookies) {
+            if seen || (next_url == *current && !resp.inner.sets_cookies) {
                 let e = Error::new(ErrorKind::Redirect, "redirect loop");
                 return Err(fail(e, history, &resp));
             }
             // 301/302/303: GET without a body (HEAD stays HEAD); 307/308 keep both,
             // which needs a body that can be sent again.
             let to_get =
-                matches!(status.as_u16(), 301..=303) && resp.request.method != Method::HEAD;
-            if !to_get && !resp.request.body.is_replayable() {
+                matches!(status.as_u16(), 301..=303) && resp.inner.request.method != Method::HEAD;
+            if !to_get && !resp.inner.request.body.is_replayable() {
                 let e = Error::new(
                     ErrorKind::Redirect,
                     format!(
@@ -332,21 +334,21 @@ impl ClientSession {
             }
             if let Some(tracer) = &inner.tracer {
                 let info = RequestInfo {
-                    method: &resp.request.method,
-                    url: &resp.request.url,
-                    headers: &resp.request.headers,
-                    version: resp.version,
+                    method: &resp.inner.request.method,
+                    url: &resp.inner.request.url,
+                    headers: &resp.inner.request.headers,
+                    version: resp.inner.version,
                 };
                 tracer.each(|h| h.on_request_redirect(&info, &resp));
             }
             let small_body = resp
                 .content_length()
                 .is_some_and(|len| len <= DRAIN_REDIRECT_BODY);
-            let Response {
+            let crate::response::ResponseInner {
                 request: mut next,
                 body,
                 ..
-            } = resp;
+            } = *resp.inner;
             if to_get {
                 next.method = Method::GET;
                 next.body = RequestBody::empty();
@@ -613,30 +615,33 @@ impl ClientSession {
         let read_limit = request.options().read_limit.unwrap_or(inner.read_limit);
         #[allow(unused_mut)]
         let mut response = Response {
-            status: parts.status,
-            version: parts.version,
-            headers: parts.headers,
-            request,
-            history: Vec::new(),
-            extensions: parts.extensions,
-            body,
-            read_limit,
-            decoded: false,
-            sets_cookies,
+            inner: Box::new(crate::response::ResponseInner {
+                status: parts.status,
+                version: parts.version,
+                headers: parts.headers,
+                request,
+                history: Vec::new(),
+                extensions: parts.extensions,
+                body,
+                read_limit,
+                decoded: false,
+                sets_cookies,
+            }),
         };
         #[cfg(feature = "compression")]
         if encoded
             && inner.decompress
-            && response.request.method != Method::HEAD
+            && response.inner.request.method != Method::HEAD
             // A 206 part of a compressed body cannot be decoded on its own.
-            && !matches!(response.status.as_u16(), 204 | 206 | 304)
+            && !matches!(response.inner.status.as_u16(), 204 | 206 | 304)
         {
-            if let Some(codings) = crate::decode::codings(&response.headers) {
+            if let Some(codings) = crate::decode::codings(&response.inner.headers) {
                 let limits = inner.decompression_limits;
                 response
+                    .inner
                     .body
                     .map_source(|raw| crate::decode::decode(&codings, raw, limits));
-                response.decoded = true;
+                response.inner.decoded = true;
             }
         }
         #[cfg(not(feature = "compression"))]
@@ -935,9 +940,9 @@ fn is_redirect(status: StatusCode) -> bool {
 
 fn entry(resp: &Response) -> HistoryEntry {
     HistoryEntry {
-        url: resp.request.url.clone(),
-        status: resp.status,
-        headers: resp.headers.clone(),
+        url: resp.inner.request.url.clone(),
+        status: resp.inner.status,
+        headers: resp.inner.headers.clone(),
     }
 }
 
