@@ -942,9 +942,9 @@ impl ClientBench {
              that with `--requests 1`, divided by N − 1, with the same `GLIBC_TUNABLES` as above. \
              Ratios are relative to `{BASELINE}`. Memory: RSS and idle connections as the client reports \
              them once its pool is at rest; SYNs dropped = the kernel's `ListenOverflows` over the run \
-             (machine-wide): the server listens with tokio's default backlog (128), so the burst of connects \
-             overflows it and the dropped SYNs are retried 1 s, 3 s, … later, and a client that serves \
-             late requests from connections already back in its pool opens fewer than 10,000.{}\n",
+             (machine-wide; the server peer listens with a backlog of 4,096 so the burst of 10,000 \
+             connects is not dropped); `crawler --memory` holds every first response until all have \
+             arrived, so its pool opens one connection per request.{}\n",
             self.cpus.load,
             self.cpus.server,
             self.opts.rounds,
