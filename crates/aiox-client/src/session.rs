@@ -129,6 +129,7 @@ pub(crate) struct SessionInner {
     pub(crate) follow_redirects: bool,
     pub(crate) max_redirects: usize,
     pub(crate) read_limit: usize,
+    #[cfg_attr(not(feature = "compression"), allow(dead_code))]
     pub(crate) decompress: bool,
     #[cfg(feature = "compression")]
     pub(crate) decompression_limits: crate::decode::DecompressionLimits,
