@@ -83,7 +83,7 @@ impl DigestAuth {
 
     /// The Authorization value for `method` and `url` from the stored challenge.
     fn authorize(&self, method: &http::Method, url: &Url) -> Option<HeaderValue> {
-        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::session::lock(&self.inner.state);
         let state = state.as_mut().filter(|s| s.origin == url.origin())?;
         state.nonce_count += 1;
         let cnonce = format!("{:016x}", fastrand::u64(..));
@@ -166,7 +166,7 @@ impl Middleware for DigestAuth {
                 return Ok(response);
             };
             {
-                let mut state = this.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut state = crate::session::lock(&this.inner.state);
                 // The same challenge failing again means wrong credentials: give up.
                 let repeated = state.as_ref().is_some_and(|s| {
                     s.origin == again.url().origin() && s.challenge == challenge && !challenge.stale

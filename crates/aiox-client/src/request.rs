@@ -487,21 +487,7 @@ impl RequestBuilder {
     /// of the same names.
     pub fn headers(self, headers: HeaderMap) -> Self {
         self.update(|req| {
-            let mut last = None;
-            for (name, value) in headers {
-                let name = match name {
-                    Some(name) => {
-                        req.headers.remove(&name);
-                        last = Some(name.clone());
-                        name
-                    }
-                    None => match &last {
-                        Some(name) => name.clone(),
-                        None => continue,
-                    },
-                };
-                req.headers.append(name, value);
-            }
+            replace_headers(&mut req.headers, &headers);
             Ok(())
         })
     }
@@ -705,6 +691,17 @@ impl RequestBuilder {
             Ok(request) => Either::Left(self.session.execute(request)),
             Err(e) => Either::Right(std::future::ready(Err(e))),
         }
+    }
+}
+
+/// Replaces every header of `into` that `from` names by `from`'s values (all of
+/// them, in order); other headers of `into` stay.
+pub(crate) fn replace_headers(into: &mut HeaderMap, from: &HeaderMap) {
+    for name in from.keys() {
+        into.remove(name);
+    }
+    for (name, value) in from {
+        into.append(name.clone(), value.clone());
     }
 }
 

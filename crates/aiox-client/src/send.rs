@@ -21,16 +21,16 @@ use crate::proxy::Proxy;
 use crate::request::{HttpVersionPref, ProxyChoice, Request, RequestBody, is_idempotent};
 use crate::response::Response;
 use crate::retry::RetryPolicy;
-use crate::session::{ClientSession, HopContext};
+use crate::session::{ClientSession, HopContext, lock};
 use crate::trace::RequestInfo;
 
 /// Origins whose routes are cached at most; the cache is emptied when full
 /// (judgement: a crawler over many hosts recomputes, one host never does).
 const ROUTE_CACHE_ENTRIES: usize = 1024;
 
-/// Redirect bodies up to this size are read so the connection can be reused; larger
-/// ones are dropped with their connection.
-const DRAIN_REDIRECT_BODY: u64 = 64 * 1024;
+/// Bodies of redirects and retried responses up to this size are read so the
+/// connection can be reused; larger ones are dropped with their connection.
+const DRAIN_SMALL_BODY: u64 = 64 * 1024;
 
 /// How a hop reaches its origin.
 #[derive(Debug, Clone)]
@@ -196,12 +196,8 @@ impl ClientSession {
             }
             tracing::debug!(attempt, ?wait, "retrying the request");
             if let Ok(resp) = result {
-                // Read a small body so the connection goes back to the pool.
-                if resp
-                    .content_length()
-                    .is_some_and(|len| len <= DRAIN_REDIRECT_BODY)
-                {
-                    let _ = resp.consume().await;
+                if has_small_body(&resp) {
+                    drain(resp.inner.body).await;
                 }
             }
             tokio::time::sleep(wait).await;
@@ -341,9 +337,7 @@ impl ClientSession {
                 };
                 tracer.each(|h| h.on_request_redirect(&info, &resp));
             }
-            let small_body = resp
-                .content_length()
-                .is_some_and(|len| len <= DRAIN_REDIRECT_BODY);
+            let small_body = has_small_body(&resp);
             let crate::response::ResponseInner {
                 request: mut next,
                 body,
@@ -492,12 +486,7 @@ impl ClientSession {
         let inner = &self.inner;
         let mut headers = inner.headers.clone();
         if !req.headers.is_empty() {
-            for name in req.headers.keys() {
-                headers.remove(name);
-            }
-            for (name, value) in &req.headers {
-                headers.append(name.clone(), value.clone());
-            }
+            crate::request::replace_headers(&mut headers, &req.headers);
         }
         for name in &req.options().skip_headers {
             if !req.headers.contains_key(name) {
@@ -783,12 +772,7 @@ impl ClientSession {
         let cacheable = req.url.username().is_empty() && req.url.password().is_none();
         let key = &req.url[..Position::AfterPort];
         if cacheable {
-            let routes = self
-                .inner
-                .route_cache
-                .routes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let routes = lock(&self.inner.route_cache.routes);
             if let Some(route) = routes.get(key).filter(|r| r.pref == pref) {
                 return Ok(route.clone());
             }
@@ -806,12 +790,7 @@ impl ClientSession {
             });
         let route = Arc::new(self.make_route(&req.url, pref, proxy)?);
         if cacheable {
-            let mut routes = self
-                .inner
-                .route_cache
-                .routes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut routes = lock(&self.inner.route_cache.routes);
             if routes.len() >= ROUTE_CACHE_ENTRIES {
                 routes.clear();
             }
@@ -946,7 +925,13 @@ fn entry(resp: &Response) -> HistoryEntry {
     }
 }
 
-/// Reads a small redirect body so its connection goes back to the pool.
+/// A body small enough to read and drop so its connection goes back to the pool.
+fn has_small_body(resp: &Response) -> bool {
+    resp.content_length()
+        .is_some_and(|len| len <= DRAIN_SMALL_BODY)
+}
+
+/// Reads a body to its end and drops it, so its connection goes back to the pool.
 async fn drain(mut body: ResponseBody) {
     while let Some(Ok(_)) = std::future::poll_fn(|cx| body.poll_chunk(cx)).await {}
 }

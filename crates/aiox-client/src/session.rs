@@ -293,7 +293,7 @@ const URL_CACHE_ENTRIES: usize = 256;
 type UrlCache =
     std::sync::Mutex<std::collections::HashMap<Box<str>, Url, foldhash::fast::RandomState>>;
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -689,21 +689,7 @@ impl ClientSessionBuilder {
             headers.insert(header::AUTHORIZATION, auth);
         }
         // The user's defaults replace ours.
-        let mut last = None;
-        for (name, value) in self.headers {
-            let name = match name {
-                Some(name) => {
-                    headers.remove(&name);
-                    last = Some(name.clone());
-                    name
-                }
-                None => match &last {
-                    Some(name) => name.clone(),
-                    None => continue,
-                },
-            };
-            headers.append(name, value);
-        }
+        crate::request::replace_headers(&mut headers, &self.headers);
         let (env_proxies, netrc) = if self.trust_env {
             let netrc = Netrc::from_env();
             let proxies = EnvProxies::from_env();

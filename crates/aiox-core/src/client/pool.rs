@@ -183,6 +183,44 @@ struct Host {
     in_use: usize,
 }
 
+impl Host {
+    /// A stream on an HTTP/2 connection with room, else the most recently used idle
+    /// HTTP/1 connection, counted as in use; also how many closed or expired idle
+    /// connections were dropped on the way (their slots are the caller's to free).
+    /// With `ready_only`, an idle connection still finishing its last exchange stays
+    /// in the pool and nothing is taken.
+    fn take_pooled(
+        &mut self,
+        idle_timeout: Duration,
+        ready_only: bool,
+    ) -> (Option<LeaseConn>, usize) {
+        let mut found = None;
+        let mut freed = 0;
+        if let Some(conn) = self.h2.iter_mut().find(|c| c.has_capacity()) {
+            conn.streams += 1;
+            found = Some(LeaseConn::H2(conn.sender.clone(), conn.id));
+        } else if !self.idle.is_empty() {
+            let now = Instant::now();
+            while let Some(idle) = self.idle.pop() {
+                if !idle.usable(now, idle_timeout) {
+                    freed += 1;
+                    continue;
+                }
+                if ready_only && !idle.sender.is_ready() {
+                    self.idle.push(idle);
+                } else {
+                    found = Some(LeaseConn::H1(idle.sender));
+                }
+                break;
+            }
+        }
+        if found.is_some() {
+            self.in_use += 1;
+        }
+        (found, freed)
+    }
+}
+
 #[derive(Default)]
 struct State {
     open: usize,
@@ -425,30 +463,8 @@ impl Pool {
         }
         let idle_timeout = self.shared.config.idle_timeout;
         let host = state.hosts.get_mut(key)?;
-        let mut found = None;
-        let mut freed = 0;
-        if let Some(conn) = host.h2.iter_mut().find(|c| c.has_capacity()) {
-            conn.streams += 1;
-            found = Some(LeaseConn::H2(conn.sender.clone(), conn.id));
-        } else if !host.idle.is_empty() {
-            let now = Instant::now();
-            while let Some(idle) = host.idle.pop() {
-                if !idle.usable(now, idle_timeout) {
-                    freed += 1;
-                    continue;
-                }
-                if idle.sender.is_ready() {
-                    found = Some(LeaseConn::H1(idle.sender));
-                } else {
-                    // Still finishing its last exchange: `checkout` waits for it.
-                    host.idle.push(idle);
-                }
-                break;
-            }
-        }
-        if found.is_some() {
-            host.in_use += 1;
-        }
+        // A connection not ready yet is left for `checkout`, which waits for it.
+        let (found, freed) = host.take_pooled(idle_timeout, true);
         if freed > 0 {
             free_slots(&self.shared, &mut state, key, freed);
         }
@@ -469,7 +485,6 @@ impl Pool {
     /// Takes what is available now, or `Err` to wait. Called with the lock held.
     fn try_acquire(&self, state: &mut State, key: &PoolKey, may_h2: bool) -> Result<Checkout, ()> {
         let config = &self.shared.config;
-        let now = Instant::now();
         // Waiters for this origin go first.
         if state.waiters.iter().any(|w| &w.key == key) {
             return Err(());
@@ -478,25 +493,10 @@ impl Pool {
         // Connections found closed or expired on the way free their slots.
         let before = host.h2.len();
         host.h2.retain(|c| !c.sender.is_closed());
-        let mut freed = before - host.h2.len();
-        // An HTTP/2 stream, else an idle HTTP/1 connection, most recently used first
-        // (`checkout` checks it is ready before handing it out).
-        let mut found = None;
-        if let Some(conn) = host.h2.iter_mut().find(|c| c.has_capacity()) {
-            conn.streams += 1;
-            found = Some(LeaseConn::H2(conn.sender.clone(), conn.id));
-        } else {
-            while let Some(idle) = host.idle.pop() {
-                if idle.usable(now, config.idle_timeout) {
-                    found = Some(LeaseConn::H1(idle.sender));
-                    break;
-                }
-                freed += 1;
-            }
-        }
-        if found.is_some() {
-            host.in_use += 1;
-        }
+        let closed = before - host.h2.len();
+        // `checkout` checks an idle connection is ready before handing it out.
+        let (found, freed) = host.take_pooled(config.idle_timeout, false);
+        let freed = freed + closed;
         free_slots(&self.shared, state, key, freed);
         if let Some(conn) = found {
             return Ok(Checkout::Reuse(self.lease(key, conn, true)));
