@@ -118,6 +118,12 @@ impl Body {
         }
     }
 
+    /// True if the whole body is in memory (empty or one buffer): nothing is left to
+    /// wait for once it is handed over.
+    pub(crate) fn is_in_memory(&self) -> bool {
+        matches!(self.inner, Inner::Empty | Inner::Full(_))
+    }
+
     /// The body of an incoming hyper message; with `idle_timeout`, a read that waits
     /// longer than it for the next frame fails with a timeout error.
     pub fn incoming(

@@ -68,7 +68,7 @@ enum BodyState {
 pub struct Request {
     /// Boxed: a `Request` is moved through the router, the middleware chain and the
     /// handler's future, and moving 40 bytes is cheaper than copying 200.
-    head: Box<http::request::Parts>,
+    head: http::request::Parts,
     body: BodyState,
     conn: Arc<ConnectionInfo>,
     pub(crate) app: Arc<AppShared>,
@@ -135,7 +135,7 @@ impl Request {
         app: Arc<AppShared>,
     ) -> Self {
         Self {
-            head: Box::new(head),
+            head,
             body: BodyState::Unread(body),
             conn,
             app,
@@ -343,7 +343,7 @@ impl Request {
     /// Splits the request into its `http` parts and body.
     pub fn into_parts(mut self) -> (http::request::Parts, Body) {
         let body = self.take_body();
-        (*self.head, body)
+        (self.head, body)
     }
 }
 

@@ -91,3 +91,97 @@ async fn an_http2_connection_without_streams_gets_goaway_after_the_idle_timeout(
     drop(sender);
     client.close().await.unwrap();
 }
+
+/// Reads a whole HTTP/1.1 response from `stream` in small reads with `pause` between
+/// them; returns (head, body length).
+async fn read_slowly(stream: &mut TcpStream, pause: Duration) -> (String, usize) {
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let head_end = loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before the head");
+        data.extend_from_slice(&buf[..n]);
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(usize::MAX);
+    let mut body = data.len() - head_end;
+    while body < length {
+        tokio::time::sleep(pause).await;
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body += n,
+        }
+    }
+    (head, body)
+}
+
+#[tokio::test]
+async fn a_slow_reader_of_a_large_response_outlasts_the_keep_alive_timeout() {
+    // 8 MiB in memory, read 256 KiB at a time every 50 ms: ~1.6 s, four times the
+    // idle timeout. Each write makes progress, so neither timeout applies.
+    const SIZE: usize = 8 * 1024 * 1024;
+    let app = Application::new().get("/big", || async {
+        Response::bytes(Bytes::from(vec![b'x'; SIZE]))
+    });
+    let config = ServerConfig::default()
+        .keep_alive_timeout(Duration::from_millis(400))
+        .write_timeout(Duration::from_secs(5));
+    let client = TestClient::with_config(app, config).await.unwrap();
+    let mut stream = TcpStream::connect(client.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (head, body) = read_slowly(&mut stream, Duration::from_millis(50)).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, SIZE, "body cut short after {:?}", started.elapsed());
+    // The idle period starts once the response is out: the connection then closes
+    // after the keep-alive timeout, not never.
+    let mut rest = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "idle connection not closed: {closed:?}"
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_streamed_response_outlasts_the_keep_alive_timeout() {
+    // Ten chunks 150 ms apart: 1.5 s of streaming, nearly four idle timeouts.
+    let app = Application::new().get("/slow", || async {
+        let stream = futures_util::stream::unfold(0u32, |i| async move {
+            if i == 10 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from_static(b"0123456789")),
+                i + 1,
+            ))
+        });
+        Response::stream(Body::from_stream(stream)).with_header(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("100"),
+        )
+    });
+    let config = ServerConfig::default().keep_alive_timeout(Duration::from_millis(400));
+    let client = TestClient::with_config(app, config).await.unwrap();
+    let mut stream = TcpStream::connect(client.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_slowly(&mut stream, Duration::ZERO).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, 100);
+    client.close().await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! One connection: the hyper service adapter (limits, request counting, panic
 //! isolation) and the task that drives the connection to its end.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -111,13 +112,15 @@ impl Drop for RequestGuard {
     }
 }
 
-/// The response body handed to hyper: the service's body plus the request guard.
-pub(crate) struct ResponseBody {
+/// A streamed response body with its request guard: the request counts as in flight
+/// until the body has been sent. A body already in memory needs no guard (see
+/// [`ResponseFuture`]), so the common response passes to hyper unwrapped.
+struct GuardedBody {
     body: Body,
-    _guard: Option<RequestGuard>,
+    _guard: RequestGuard,
 }
 
-impl http_body::Body for ResponseBody {
+impl http_body::Body for GuardedBody {
     type Data = Bytes;
     type Error = crate::Error;
 
@@ -142,6 +145,40 @@ pub(crate) struct ConnService<S> {
     server: Arc<ServerInner<S>>,
     info: Arc<ConnectionInfo>,
     shared: Arc<ConnShared>,
+    /// The last `Host` value found valid on this connection: a keep-alive client
+    /// sends the same one on every request, and comparing it is cheaper than
+    /// validating it again.
+    last_host: Cell<HostCache>,
+}
+
+/// A copy of a short valid `Host` value (`len == 0`: none yet).
+#[derive(Clone, Copy)]
+struct HostCache {
+    len: u8,
+    bytes: [u8; HOST_CACHE_LEN],
+}
+
+/// Longest `Host` value [`HostCache`] keeps; longer ones are validated every time.
+const HOST_CACHE_LEN: usize = 31;
+
+impl HostCache {
+    const EMPTY: Self = Self {
+        len: 0,
+        bytes: [0; HOST_CACHE_LEN],
+    };
+
+    fn matches(&self, host: &[u8]) -> bool {
+        self.len != 0 && host.len() == usize::from(self.len) && &self.bytes[..host.len()] == host
+    }
+
+    fn remember(host: &[u8]) -> Self {
+        let mut cache = Self::EMPTY;
+        if !host.is_empty() && host.len() <= HOST_CACHE_LEN {
+            cache.bytes[..host.len()].copy_from_slice(host);
+            cache.len = host.len() as u8;
+        }
+        cache
+    }
 }
 
 impl<S> Clone for ConnService<S> {
@@ -150,6 +187,7 @@ impl<S> Clone for ConnService<S> {
             server: self.server.clone(),
             info: self.info.clone(),
             shared: self.shared.clone(),
+            last_host: self.last_host.clone(),
         }
     }
 }
@@ -261,7 +299,15 @@ impl<S: HttpService> ConnService<S> {
             }
             if name == http::header::HOST {
                 hosts += 1;
-                host_ok = valid_authority(value.as_bytes());
+                let host = value.as_bytes();
+                let cache = self.last_host.get();
+                host_ok = cache.matches(host) || {
+                    let ok = valid_authority(host);
+                    if ok {
+                        self.last_host.set(HostCache::remember(host));
+                    }
+                    ok
+                };
             }
         }
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one valid Host is a 400.
@@ -276,7 +322,7 @@ impl<S: HttpService> ConnService<S> {
 }
 
 impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for ConnService<S> {
-    type Response = Response<ResponseBody>;
+    type Response = Response<Body>;
     type Error = Infallible;
     type Future = ResponseFuture<S::Future>;
 
@@ -346,6 +392,19 @@ impl<F> Kind<F> {
     }
 }
 
+/// True if the request is done once hyper has `body`: it is in memory and, over
+/// HTTP/2, fits in the default flow-control window, so no peer window update is
+/// awaited (a large body keeps the stream, and the connection, busy until sent).
+/// An HTTP/1 body in memory goes to the socket at once; the write timeout covers a
+/// slow reader.
+fn guard_done_with(body: &Body, h2: bool) -> bool {
+    body.is_in_memory()
+        && (!h2 || http_body::Body::size_hint(body).exact() <= Some(H2_DEFAULT_WINDOW))
+}
+
+/// HTTP/2's initial flow-control window (RFC 9113 §6.9.2).
+const H2_DEFAULT_WINDOW: u64 = 65_535;
+
 /// Logs a caught handler panic, once.
 fn log_panic(payload: &(dyn std::any::Any + Send)) {
     let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -365,7 +424,7 @@ impl<F> Future for ResponseFuture<F>
 where
     F: Future<Output = Response<Body>>,
 {
-    type Output = Result<Response<ResponseBody>, Infallible>;
+    type Output = Result<Response<Body>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -401,10 +460,17 @@ where
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
         }
-        Poll::Ready(Ok(res.map(|body| ResponseBody {
-            body,
-            _guard: guard,
-        })))
+        // A streamed body keeps the guard until it has been sent; see `guard_done_with`.
+        if let Some(guard) = guard {
+            if !guard_done_with(res.body(), *this.h2) {
+                let body = std::mem::take(res.body_mut());
+                *res.body_mut() = Body::wrap(GuardedBody {
+                    body,
+                    _guard: guard,
+                });
+            }
+        }
+        Poll::Ready(Ok(res))
     }
 }
 
@@ -429,6 +495,7 @@ where
         server: server.clone(),
         info: Arc::new(info),
         shared: shared.clone(),
+        last_host: Cell::new(HostCache::EMPTY),
     };
     let conn = server
         .builder

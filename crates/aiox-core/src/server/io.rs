@@ -174,6 +174,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
                 this.arm_while_busy(cx);
                 Poll::Pending
             }
+            // A response still being written (the socket is full) is not idleness:
+            // the write timeout covers it, and the idle period starts when the write
+            // gets through (see `on_write`).
+            Poll::Pending if this.write_waiting => Poll::Pending,
             Poll::Pending
                 if state == STATE_IDLE
                     || (state == STATE_H2 && this.shared.active.load(Ordering::Relaxed) == 0) =>
@@ -214,7 +218,10 @@ impl<I: AsyncWrite + Unpin> TimedIo<I> {
     ) -> Poll<io::Result<T>> {
         match res {
             Poll::Ready(r) => {
-                self.write_waiting = false;
+                if self.write_waiting {
+                    self.write_waiting = false;
+                    self.write_unblocked(cx);
+                }
                 Poll::Ready(r)
             }
             Poll::Pending => {
@@ -236,6 +243,23 @@ impl<I: AsyncWrite + Unpin> TimedIo<I> {
                     _ => Poll::Pending,
                 }
             }
+        }
+    }
+}
+
+impl<I> TimedIo<I> {
+    /// A write that waited for the peer got through. If no request is in flight, the
+    /// idle period starts now: reads skip the idle deadline while a write waits, and
+    /// hyper may not read again before the connection would sit idle untimed.
+    fn write_unblocked(&mut self, cx: &mut Context<'_>) {
+        let state = self.shared.state.load(Ordering::Relaxed);
+        let idle = state == STATE_IDLE
+            || (state == STATE_H2 && self.shared.active.load(Ordering::Relaxed) == 0);
+        if idle {
+            self.idle_gen = self.shared.idle_gen.load(Ordering::Relaxed);
+            self.idle_deadline = Instant::now() + self.idle_timeout;
+            // The deadline is in the future: this registers the wake-up.
+            let _ = self.poll_deadline(self.idle_deadline, cx);
         }
     }
 }
