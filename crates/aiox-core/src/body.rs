@@ -43,6 +43,19 @@ struct Incoming {
     body: hyper::body::Incoming,
     timeout: Option<std::time::Duration>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The HTTP/1 connection to tell if this body is dropped unfinished, so it
+    /// discards the rest before closing (see `server::io`).
+    conn: Option<std::sync::Arc<crate::server::conn::ConnShared>>,
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.conn {
+            if !self.body.is_end_stream() {
+                conn.mark_unread_body();
+            }
+        }
+    }
 }
 
 impl Incoming {
@@ -138,8 +151,23 @@ impl Body {
                 body,
                 timeout: idle_timeout,
                 sleep: None,
+                conn: None,
             })),
         }
+    }
+
+    /// [`incoming`](Self::incoming) for a request on an HTTP/1 connection, which is
+    /// told if the body is dropped before its end.
+    pub(crate) fn incoming_on(
+        body: hyper::body::Incoming,
+        idle_timeout: Option<std::time::Duration>,
+        conn: &std::sync::Arc<crate::server::conn::ConnShared>,
+    ) -> Self {
+        let mut this = Self::incoming(body, idle_timeout);
+        if let Inner::Incoming(incoming) = &mut this.inner {
+            incoming.conn = Some(conn.clone());
+        }
+        this
     }
 
     /// Limits this body to `limit` bytes: reading past it yields an error whose kind is

@@ -28,6 +28,17 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest a write may wait on a peer that does not read: 60 s, then the connection is
 /// aborted. Source: nginx `send_timeout` 60 s.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most request-body bytes discarded after an early response: 64 KiB. A handler that
+/// answers without reading the body (a redirect, a 401, a 413) leaves the client
+/// still sending; the server sends the response, stops writing, and reads and drops
+/// what follows before closing, so the client's writes do not meet a reset that can
+/// destroy the response it has not read yet. Past this many bytes it closes.
+/// Source: HARDENING case 27; RUSTSEC-2020-0093; nginx `lingering_close`.
+pub const DEFAULT_LINGER_MAX_BYTES: usize = 64 * 1024;
+/// Longest wait for the client to finish or stop sending after an early response:
+/// 5 s, then the connection is closed. Source: HARDENING case 27; nginx
+/// `lingering_timeout` 5 s.
+pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests served on one connection before it is closed (HTTP/1 `Connection: close`,
 /// HTTP/2 GOAWAY): 1,000. Source: nginx `keepalive_requests`.
 pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 1000;
@@ -90,6 +101,10 @@ pub struct ServerConfig {
     pub body_read_timeout: Option<Duration>,
     /// See [`DEFAULT_WRITE_TIMEOUT`].
     pub write_timeout: Duration,
+    /// See [`DEFAULT_LINGER_MAX_BYTES`]; 0 closes at once.
+    pub linger_max_bytes: usize,
+    /// See [`DEFAULT_LINGER_TIMEOUT`].
+    pub linger_timeout: Duration,
     /// See [`DEFAULT_MAX_REQUESTS_PER_CONNECTION`].
     pub max_requests_per_connection: u64,
     /// Most connections open at once; at the limit the server stops accepting until one
@@ -128,6 +143,8 @@ impl Default for ServerConfig {
             keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
             body_read_timeout: Some(DEFAULT_BODY_READ_TIMEOUT),
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            linger_max_bytes: DEFAULT_LINGER_MAX_BYTES,
+            linger_timeout: DEFAULT_LINGER_TIMEOUT,
             max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             max_connections: None,
             h2_max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
@@ -176,6 +193,10 @@ setters! {
     body_read_timeout: Option<Duration>;
     /// Sets [`write_timeout`](Self::write_timeout).
     write_timeout: Duration;
+    /// Sets [`linger_max_bytes`](Self::linger_max_bytes).
+    linger_max_bytes: usize;
+    /// Sets [`linger_timeout`](Self::linger_timeout).
+    linger_timeout: Duration;
     /// Sets [`max_requests_per_connection`](Self::max_requests_per_connection).
     max_requests_per_connection: u64;
     /// Sets [`max_connections`](Self::max_connections).

@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::task::{Context, Poll};
 
@@ -45,6 +45,9 @@ pub(crate) struct ConnShared {
     pub(crate) idle_gen: AtomicU64,
     /// `CONTROL_*` bits set by the server or the service, read by the driver.
     control: AtomicU8,
+    /// An HTTP/1 request body was dropped before its end: if the connection closes
+    /// before another request starts, the client may still be sending it.
+    unread_body: AtomicBool,
     /// The driver task's waker, stored once: the connection runs on one task.
     waker: Mutex<Option<Waker>>,
 }
@@ -62,6 +65,7 @@ impl ConnShared {
             active: AtomicUsize::new(0),
             idle_gen: AtomicU64::new(0),
             control: AtomicU8::new(0),
+            unread_body: AtomicBool::new(false),
             waker: Mutex::new(None),
         }
     }
@@ -81,6 +85,16 @@ impl ConnShared {
             waker.wake();
         }
         true
+    }
+
+    /// Records that a request body was dropped unfinished (HTTP/1).
+    pub(crate) fn mark_unread_body(&self) {
+        self.unread_body.store(true, Ordering::Relaxed);
+    }
+
+    /// True if the last request's body was dropped unfinished.
+    pub(crate) fn has_unread_body(&self) -> bool {
+        self.unread_body.load(Ordering::Relaxed)
     }
 
     /// Asks the driver to close the connection gracefully (HTTP/2 GOAWAY); true if this
@@ -350,7 +364,16 @@ impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for
             };
         }
         let (head, body) = req.into_parts();
-        let body = Body::incoming(body, self.server.config.body_read_timeout);
+        let timeout = self.server.config.body_read_timeout;
+        let body = if h2 {
+            Body::incoming(body, timeout)
+        } else {
+            // A new request: the previous body, if unread, was drained by hyper.
+            if shared.has_unread_body() {
+                shared.unread_body.store(false, Ordering::Relaxed);
+            }
+            Body::incoming_on(body, timeout, shared)
+        };
         let fut = self.server.service.call(head, body, &self.info);
         ResponseFuture {
             kind: Kind::Call(AssertUnwindSafe(fut).catch_unwind()),
@@ -490,6 +513,8 @@ where
         config.header_read_timeout,
         config.keep_alive_timeout,
         config.write_timeout,
+        config.linger_max_bytes,
+        config.linger_timeout,
     );
     let service = ConnService {
         server: server.clone(),

@@ -16,7 +16,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -41,6 +41,20 @@ pub(crate) struct TimedIo<I> {
     write_timeout: Duration,
     write_timer: Option<Pin<Box<Sleep>>>,
     write_waiting: bool,
+    linger_max_bytes: usize,
+    linger_timeout: Duration,
+    linger: Linger,
+}
+
+/// Where the lingering close after an unread request body is (HARDENING case 27).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Linger {
+    /// Not started: decided when hyper shuts the connection down.
+    Idle,
+    /// The write side is shut; reading and dropping what the client still sends.
+    Draining { discarded: usize, until: Instant },
+    /// Finished (or not needed): shutdown goes straight to the inner I/O.
+    Done,
 }
 
 impl<I> TimedIo<I> {
@@ -50,6 +64,8 @@ impl<I> TimedIo<I> {
         head_timeout: Duration,
         idle_timeout: Duration,
         write_timeout: Duration,
+        linger_max_bytes: usize,
+        linger_timeout: Duration,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -65,6 +81,9 @@ impl<I> TimedIo<I> {
             write_timeout,
             write_timer: None,
             write_waiting: false,
+            linger_max_bytes,
+            linger_timeout,
+            linger: Linger::Idle,
         }
     }
 
@@ -264,7 +283,44 @@ impl<I> TimedIo<I> {
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for TimedIo<I> {
+impl<I: AsyncRead + AsyncWrite + Unpin> TimedIo<I> {
+    /// Reads and drops what the client still sends until it closes, the byte limit
+    /// or the deadline; ready when the connection may close.
+    fn poll_linger(
+        &mut self,
+        mut discarded: usize,
+        until: Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {
+                    discarded += buf.filled().len();
+                    if discarded > self.linger_max_bytes {
+                        tracing::debug!(discarded, "unread request body over the linger limit");
+                        return Poll::Ready(());
+                    }
+                    self.linger = Linger::Draining { discarded, until };
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => {
+                    return match self.poll_deadline(until, cx) {
+                        Poll::Ready(()) => {
+                            tracing::debug!("client still sending after the linger timeout");
+                            Poll::Ready(())
+                        }
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<I> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -296,6 +352,25 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for TimedIo<I> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.linger == Linger::Idle {
+            this.linger = if this.shared.has_unread_body() && this.linger_max_bytes > 0 {
+                // Send FIN first: the response is complete, the client may stop.
+                ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+                Linger::Draining {
+                    discarded: 0,
+                    until: Instant::now() + this.linger_timeout,
+                }
+            } else {
+                Linger::Done
+            };
+        }
+        if let Linger::Draining { discarded, until } = this.linger {
+            ready!(this.poll_linger(discarded, until, cx));
+            this.linger = Linger::Done;
+            // The write side is already shut.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }

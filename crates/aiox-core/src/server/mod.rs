@@ -15,7 +15,7 @@
 //! ```
 
 mod config;
-mod conn;
+pub(crate) mod conn;
 mod io;
 mod listener;
 
