@@ -54,6 +54,7 @@ mod request;
 mod response;
 pub mod router;
 mod run;
+mod spare;
 pub mod test;
 
 pub use app::{ACCESS_LOG_TARGET, AppFuture, AppService, Application, DEFAULT_CLIENT_MAX_SIZE};

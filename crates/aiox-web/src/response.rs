@@ -43,9 +43,10 @@ impl Default for Response {
 impl Response {
     /// A response with `body`, status 200 and no headers.
     pub fn new(body: impl Into<Body>) -> Self {
-        Self {
-            inner: http::Response::new(body.into()),
-        }
+        let mut inner = http::Response::new(body.into());
+        // The map of a finished request, if the thread has one (see `spare`).
+        crate::spare::take(inner.headers_mut());
+        Self { inner }
     }
 
     /// An empty 200 response.
