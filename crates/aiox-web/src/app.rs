@@ -339,12 +339,15 @@ impl AppService {
                     req.match_info.route = Some(route.pattern.clone());
                     match route.methods.resolve(req.method()) {
                         // The common case needs no endpoint value: call the handler.
-                        Resolved::Handler(handler) if no_middleware => {
+                        Resolved::Handler(handler)
+                            if no_middleware && log.is_none() && !strip_body =>
+                        {
                             return AppFuture {
-                                fut: handler.call(req),
-                                log,
-                                strip_body,
+                                kind: AppKind::Direct(handler.call_http(req)),
                             };
+                        }
+                        Resolved::Handler(handler) if no_middleware => {
+                            return AppFuture::full(handler.call(req), log, strip_body);
                         }
                         Resolved::Handler(handler) => Endpoint::Handler(handler.clone()),
                         Resolved::Options(allow) => Endpoint::Options(allow),
@@ -358,11 +361,7 @@ impl AppService {
         } else {
             Next::new(shared.middlewares.clone(), endpoint).run(req)
         };
-        AppFuture {
-            fut,
-            log,
-            strip_body,
-        }
+        AppFuture::full(fut, log, strip_body)
     }
 }
 
@@ -458,10 +457,21 @@ impl AccessLog {
 
 /// The future of one response from an [`AppService`].
 pub struct AppFuture {
-    fut: BoxFuture<Response>,
-    log: Option<Box<AccessLog>>,
-    /// An HTTP/2 `HEAD`: send the head only (see the `strip_body` function).
-    strip_body: bool,
+    kind: AppKind,
+}
+
+enum AppKind {
+    /// A route's handler alone: its future yields what the server sends, so polling
+    /// it copies the response once less.
+    Direct(BoxFuture<http::Response<Body>>),
+    /// Middleware, automatic answers (404, 405, OPTIONS), the access log or an
+    /// HTTP/2 `HEAD`.
+    Full {
+        fut: BoxFuture<Response>,
+        log: Option<Box<AccessLog>>,
+        /// An HTTP/2 `HEAD`: send the head only (see the `strip_body` function).
+        strip_body: bool,
+    },
 }
 
 /// Drops the body of a response to an HTTP/2 `HEAD` request, keeping the
@@ -490,29 +500,37 @@ impl Future for AppFuture {
     type Output = http::Response<Body>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        match this.fut.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(res) => {
-                let mut res = res.into_inner();
-                if this.log.is_some() || this.strip_body {
-                    this.finish(&mut res);
+        match &mut self.get_mut().kind {
+            AppKind::Direct(fut) => fut.as_mut().poll(cx),
+            AppKind::Full {
+                fut,
+                log,
+                strip_body: strip,
+            } => match fut.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(res) => {
+                    let mut res = res.into_inner();
+                    if *strip {
+                        strip_body(&mut res);
+                    }
+                    if let Some(log) = log.take() {
+                        log.finish(&res);
+                    }
+                    Poll::Ready(res)
                 }
-                Poll::Ready(res)
-            }
+            },
         }
     }
 }
 
 impl AppFuture {
-    /// The rare work after a response: the access log and HTTP/2 `HEAD`.
-    #[cold]
-    fn finish(&mut self, res: &mut http::Response<Body>) {
-        if self.strip_body {
-            strip_body(res);
-        }
-        if let Some(log) = self.log.take() {
-            log.finish(res);
+    fn full(fut: BoxFuture<Response>, log: Option<Box<AccessLog>>, strip_body: bool) -> Self {
+        Self {
+            kind: AppKind::Full {
+                fut,
+                log,
+                strip_body,
+            },
         }
     }
 }

@@ -8,6 +8,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use aiox_core::Body;
+
 use crate::extract::{FromRequest, FromRequestParts};
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
@@ -25,6 +27,15 @@ pub trait Handler<Args>: Clone + Send + Sync + 'static {
     /// A custom implementation should do the same: a panic in `call` itself is not
     /// answered (see `aiox_core::server::HttpService`).
     fn call(&self, req: Request) -> BoxFuture<Response>;
+
+    /// [`call`](Self::call) with the response as the `http` type the server sends:
+    /// what a route without middleware runs. The handlers of this crate override it
+    /// to convert inside their own future; the default wraps `call`.
+    #[doc(hidden)]
+    fn call_http(&self, req: Request) -> BoxFuture<http::Response<Body>> {
+        let fut = self.call(req);
+        Box::pin(async move { fut.await.into_inner() })
+    }
 }
 
 impl<F, Fut, R> Handler<()> for F
@@ -36,8 +47,44 @@ where
     fn call(&self, _req: Request) -> BoxFuture<Response> {
         // The function runs inside the future, so a panic in it is answered with a 500.
         let f = self.clone();
-        Box::pin(async move { f().await.into_response() })
+        Box::pin(async move { respond(f().await) })
     }
+
+    fn call_http(&self, _req: Request) -> BoxFuture<http::Response<Body>> {
+        let f = self.clone();
+        Box::pin(async move { respond_http(f().await) })
+    }
+}
+
+/// A handler's answer as the crate's response.
+fn respond<R: IntoResponse>(r: R) -> Response {
+    r.into_response()
+}
+
+/// A handler's answer as the response the server sends.
+fn respond_http<R: IntoResponse>(r: R) -> http::Response<Body> {
+    r.into_response().into_inner()
+}
+
+/// The future of a handler with extractor arguments, answering through `$finish`.
+macro_rules! handler_future {
+    ($f:ident, $req:ident, $finish:ident; $($part:ident),*; $last:ident) => {
+        Box::pin(async move {
+            #[allow(unused_mut)]
+            let mut req = $req;
+            $(
+                let $part = match $part::from_request_parts(&mut req).await {
+                    Ok(value) => value,
+                    Err(rejection) => return $finish(rejection),
+                };
+            )*
+            let $last = match $last::from_request(req).await {
+                Ok(value) => value,
+                Err(rejection) => return $finish(rejection),
+            };
+            $finish($f($($part,)* $last).await)
+        })
+    };
 }
 
 macro_rules! impl_handler {
@@ -53,21 +100,12 @@ macro_rules! impl_handler {
         {
             fn call(&self, req: Request) -> BoxFuture<Response> {
                 let f = self.clone();
-                Box::pin(async move {
-                    #[allow(unused_mut)]
-                    let mut req = req;
-                    $(
-                        let $part = match $part::from_request_parts(&mut req).await {
-                            Ok(value) => value,
-                            Err(rejection) => return rejection.into_response(),
-                        };
-                    )*
-                    let $last = match $last::from_request(req).await {
-                        Ok(value) => value,
-                        Err(rejection) => return rejection.into_response(),
-                    };
-                    f($($part,)* $last).await.into_response()
-                })
+                handler_future!(f, req, respond; $($part),*; $last)
+            }
+
+            fn call_http(&self, req: Request) -> BoxFuture<http::Response<Body>> {
+                let f = self.clone();
+                handler_future!(f, req, respond_http; $($part),*; $last)
             }
         }
     };
@@ -85,6 +123,7 @@ impl_handler!(T1, T2, T3, T4, T5, T6, T7; T8);
 /// A handler with its argument types erased, as stored in the router.
 pub(crate) trait ErasedHandler: Send + Sync + 'static {
     fn call(&self, req: Request) -> BoxFuture<Response>;
+    fn call_http(&self, req: Request) -> BoxFuture<http::Response<Body>>;
 }
 
 struct Erased<H, Args> {
@@ -99,6 +138,10 @@ where
 {
     fn call(&self, req: Request) -> BoxFuture<Response> {
         self.handler.call(req)
+    }
+
+    fn call_http(&self, req: Request) -> BoxFuture<http::Response<Body>> {
+        self.handler.call_http(req)
     }
 }
 

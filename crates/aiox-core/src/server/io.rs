@@ -270,6 +270,7 @@ impl<I> TimedIo<I> {
     /// A write that waited for the peer got through. If no request is in flight, the
     /// idle period starts now: reads skip the idle deadline while a write waits, and
     /// hyper may not read again before the connection would sit idle untimed.
+    #[cold]
     fn write_unblocked(&mut self, cx: &mut Context<'_>) {
         let state = self.shared.state.load(Ordering::Relaxed);
         let idle = state == STATE_IDLE
