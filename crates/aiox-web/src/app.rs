@@ -12,10 +12,10 @@ use aiox_core::server::{ConnectionInfo, HttpService};
 use http::Method;
 
 use crate::error::{Error, ErrorKind};
-use crate::handler::{BoxFuture, Handler};
+use crate::handler::{BoxFuture, DynHandler, Handler};
 use crate::hooks::Hooks;
 use crate::middleware::{DynMiddleware, Endpoint, Middleware, Next};
-use crate::request::Request;
+use crate::request::{MatchInfo, Request};
 use crate::response::Response;
 use crate::router::{
     MethodRouter, PathTree, Resolved, Route, param_names, param_value, routing_path,
@@ -315,12 +315,39 @@ impl AppService {
         let log = AccessLog::start(&head, conn);
         let strip_body = head.method == Method::HEAD && head.version == http::Version::HTTP_2;
         let shared = &self.shared;
-        let mut req = Request::new(head, body, conn.clone(), shared.clone());
         let no_middleware = shared.middlewares.is_empty();
-        let endpoint = match routing_path(req.raw_path()) {
-            None => Endpoint::BadPath,
-            Some(path) => match shared.router.find(&path) {
-                None => Endpoint::NotFound,
+        let (target, match_info) = self.route(&head);
+        // Built where it is passed, so the request is not copied once more.
+        let request = move || Request::new(head, body, conn.clone(), shared.clone(), match_info);
+        let endpoint = match target {
+            // The common case: call the handler, its future yields the response.
+            Target::Handler(handler) if no_middleware && log.is_none() && !strip_body => {
+                return AppFuture {
+                    kind: AppKind::Direct(handler.call_http(request())),
+                };
+            }
+            Target::Handler(handler) if no_middleware => {
+                return AppFuture::full(handler.call(request()), log, strip_body);
+            }
+            Target::Handler(handler) => Endpoint::Handler(handler.clone()),
+            Target::Endpoint(endpoint) => endpoint,
+        };
+        let fut = if no_middleware {
+            endpoint.call(request())
+        } else {
+            Next::new(shared.middlewares.clone(), endpoint).run(request())
+        };
+        AppFuture::full(fut, log, strip_body)
+    }
+
+    /// Finds what answers `head`: a route's handler (with the route's match info) or
+    /// an automatic answer.
+    fn route(&self, head: &http::request::Parts) -> (Target<'_>, MatchInfo) {
+        let mut match_info = MatchInfo::default();
+        let target = match routing_path(head.uri.path()) {
+            None => Target::Endpoint(Endpoint::BadPath),
+            Some(path) => match self.shared.router.find(&path) {
+                None => Target::Endpoint(Endpoint::NotFound),
                 Some(found) => {
                     let route = found.value;
                     if !route.names.is_empty() {
@@ -334,35 +361,27 @@ impl AppService {
                                 .unwrap_or_else(|| Arc::from(name));
                             params.push((name, param_value(raw)));
                         }
-                        req.match_info.params = params;
+                        match_info.params = params;
                     }
-                    req.match_info.route = Some(route.pattern.clone());
-                    match route.methods.resolve(req.method()) {
-                        // The common case needs no endpoint value: call the handler.
-                        Resolved::Handler(handler)
-                            if no_middleware && log.is_none() && !strip_body =>
-                        {
-                            return AppFuture {
-                                kind: AppKind::Direct(handler.call_http(req)),
-                            };
+                    match_info.route = Some(route.pattern.clone());
+                    match route.methods.resolve(&head.method) {
+                        Resolved::Handler(handler) => Target::Handler(handler),
+                        Resolved::Options(allow) => Target::Endpoint(Endpoint::Options(allow)),
+                        Resolved::NotAllowed(allow) => {
+                            Target::Endpoint(Endpoint::MethodNotAllowed(allow))
                         }
-                        Resolved::Handler(handler) if no_middleware => {
-                            return AppFuture::full(handler.call(req), log, strip_body);
-                        }
-                        Resolved::Handler(handler) => Endpoint::Handler(handler.clone()),
-                        Resolved::Options(allow) => Endpoint::Options(allow),
-                        Resolved::NotAllowed(allow) => Endpoint::MethodNotAllowed(allow),
                     }
                 }
             },
         };
-        let fut = if no_middleware {
-            endpoint.call(req)
-        } else {
-            Next::new(shared.middlewares.clone(), endpoint).run(req)
-        };
-        AppFuture::full(fut, log, strip_body)
+        (target, match_info)
     }
+}
+
+/// What answers a request: a route's handler, or an automatic answer.
+enum Target<'a> {
+    Handler(&'a DynHandler),
+    Endpoint(Endpoint),
 }
 
 impl HttpService for AppService {

@@ -132,13 +132,14 @@ impl Request {
         body: Body,
         conn: Arc<ConnectionInfo>,
         app: Arc<AppShared>,
+        match_info: MatchInfo,
     ) -> Self {
         Self {
             head,
             body: BodyState::Unread(body),
             conn,
             app,
-            match_info: MatchInfo::default(),
+            match_info,
         }
     }
 

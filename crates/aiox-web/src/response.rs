@@ -60,9 +60,11 @@ impl Response {
     }
 
     fn typed(body: Body, content_type: HeaderValue) -> Self {
-        let mut res = Self::new(body);
-        res.inner.headers_mut().insert(CONTENT_TYPE, content_type);
-        res
+        // Built in place rather than through `new`: the response is not copied.
+        let mut inner = http::Response::new(body);
+        crate::spare::take(inner.headers_mut());
+        inner.headers_mut().insert(CONTENT_TYPE, content_type);
+        Self { inner }
     }
 
     /// A `text/plain; charset=utf-8` response.
