@@ -12,6 +12,14 @@ use tokio::net::TcpStream;
 /// Far more than the socket buffers on both sides hold, so the server's writes stall.
 const HUGE: usize = 256 * 1024 * 1024;
 
+/// Opens a connection to `client` and sends `GET path` on it.
+async fn send_get(client: &TestClient, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(client.addr()).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
 fn huge_response() -> Response {
     let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
     let chunks = HUGE / chunk.len();
@@ -27,11 +35,7 @@ async fn a_client_that_stops_reading_is_cut_off_by_the_write_timeout() {
     let config = ServerConfig::default().write_timeout(Duration::from_millis(500));
     let client = TestClient::with_config(app, config).await.unwrap();
 
-    let mut stream = TcpStream::connect(client.addr()).await.unwrap();
-    stream
-        .write_all(b"GET /huge HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream = send_get(&client, "/huge").await;
     // Read a little, then stop reading: the server's writes fill the buffers and stall.
     let mut first = vec![0u8; 1024];
     let n = stream.read(&mut first).await.unwrap();
@@ -134,11 +138,7 @@ async fn a_slow_reader_of_a_large_response_outlasts_the_keep_alive_timeout() {
         .keep_alive_timeout(Duration::from_millis(400))
         .write_timeout(Duration::from_secs(5));
     let client = TestClient::with_config(app, config).await.unwrap();
-    let mut stream = TcpStream::connect(client.addr()).await.unwrap();
-    stream
-        .write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream = send_get(&client, "/big").await;
     let started = Instant::now();
     let (head, body) = read_slowly(&mut stream, Duration::from_millis(50)).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -175,11 +175,7 @@ async fn a_slow_streamed_response_outlasts_the_keep_alive_timeout() {
     });
     let config = ServerConfig::default().keep_alive_timeout(Duration::from_millis(400));
     let client = TestClient::with_config(app, config).await.unwrap();
-    let mut stream = TcpStream::connect(client.addr()).await.unwrap();
-    stream
-        .write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream = send_get(&client, "/slow").await;
     let (head, body) = read_slowly(&mut stream, Duration::ZERO).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, 100);
