@@ -1,5 +1,5 @@
 //! The connection's I/O wrapper: the header-read deadline, the keep-alive idle
-//! timeout and the write timeout.
+//! timeout, the write timeout and the lingering close.
 //!
 //! hyper runs its own `header_read_timeout` while a keep-alive connection sits idle,
 //! so with hyper alone the idle timeout and the head deadline are one number
@@ -10,6 +10,13 @@
 //! timeout (75 s) between requests, so keep-alive connections behind a proxy live
 //! for 75 s. The timer is only reset when it fires before the deadline in force, so
 //! a connection reads the clock once per idle period, when it starts waiting.
+//!
+//! While a write waits for a slow reader the idle deadline does not run (the write
+//! timeout does); the idle period starts when the response is out. When hyper shuts
+//! the connection down after a request body was left unread (the handler answered
+//! early), the write side is shut first and what the client still sends is read and
+//! dropped, up to `linger_max_bytes` or `linger_timeout`, so the client can read the
+//! response instead of meeting a reset (HARDENING case 27).
 
 use std::future::Future;
 use std::io;
