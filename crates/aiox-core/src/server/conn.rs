@@ -97,6 +97,21 @@ impl ConnShared {
         self.unread_body.load(Ordering::Relaxed)
     }
 
+    /// A new request started: hyper drained the previous body, if it was unread.
+    /// Stores only when the flag is set, so a busy connection does not write it.
+    fn clear_unread_body(&self) {
+        if self.has_unread_body() {
+            self.unread_body.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// True if no request is in flight in connection state `state`: an HTTP/1
+    /// connection between requests, or an HTTP/2 connection without streams. The
+    /// idle timeout runs only then.
+    pub(crate) fn no_request_in(&self, state: u8) -> bool {
+        state == STATE_IDLE || (state == STATE_H2 && self.active.load(Ordering::Relaxed) == 0)
+    }
+
     /// Asks the driver to close the connection gracefully (HTTP/2 GOAWAY); true if this
     /// is the first request to close.
     pub(crate) fn request_close(&self) -> bool {
@@ -368,10 +383,7 @@ impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for
         let body = if h2 {
             Body::incoming(body, timeout)
         } else {
-            // A new request: the previous body, if unread, was drained by hyper.
-            if shared.has_unread_body() {
-                shared.unread_body.store(false, Ordering::Relaxed);
-            }
+            shared.clear_unread_body();
             Body::incoming_on(body, timeout, shared)
         };
         let fut = self.server.service.call(head, body, &self.info);

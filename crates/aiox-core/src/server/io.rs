@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use super::conn::{ConnShared, STATE_BUSY, STATE_H2, STATE_HEAD, STATE_IDLE};
+use super::conn::{ConnShared, STATE_BUSY, STATE_HEAD, STATE_IDLE};
 
 pub(crate) struct TimedIo<I> {
     io: I,
@@ -204,10 +204,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for TimedIo<I> {
             // the write timeout covers it, and the idle period starts when the write
             // gets through (see `on_write`).
             Poll::Pending if this.write_waiting => Poll::Pending,
-            Poll::Pending
-                if state == STATE_IDLE
-                    || (state == STATE_H2 && this.shared.active.load(Ordering::Relaxed) == 0) =>
-            {
+            Poll::Pending if this.shared.no_request_in(state) => {
                 let idle_gen = this.shared.idle_gen.load(Ordering::Relaxed);
                 if idle_gen != this.idle_gen {
                     // The first wait since the last request ended: the idle period
@@ -279,10 +276,10 @@ impl<I> TimedIo<I> {
     /// hyper may not read again before the connection would sit idle untimed.
     #[cold]
     fn write_unblocked(&mut self, cx: &mut Context<'_>) {
-        let state = self.shared.state.load(Ordering::Relaxed);
-        let idle = state == STATE_IDLE
-            || (state == STATE_H2 && self.shared.active.load(Ordering::Relaxed) == 0);
-        if idle {
+        if self
+            .shared
+            .no_request_in(self.shared.state.load(Ordering::Relaxed))
+        {
             self.idle_gen = self.shared.idle_gen.load(Ordering::Relaxed);
             self.idle_deadline = Instant::now() + self.idle_timeout;
             // The deadline is in the future: this registers the wake-up.
