@@ -460,6 +460,22 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Instructions per request: `run(n)` minus `run(1)` (start-up and shutdown cancel
+/// out), divided by `n - 1`; `run(k)` returns the callgrind `Ir` total of a run
+/// with `k` requests.
+fn instr_per_request(
+    n: u64,
+    mut run: impl FnMut(u64) -> Result<u64>,
+) -> std::result::Result<f64, String> {
+    let ir_n = run(n).map_err(|e| e.to_string())?;
+    let ir_1 = run(1).map_err(|e| e.to_string())?;
+    if ir_n <= ir_1 {
+        Err(format!("Ir of {n} requests ({ir_n}) <= Ir of 1 ({ir_1})"))
+    } else {
+        Ok((ir_n - ir_1) as f64 / (n - 1) as f64)
+    }
+}
+
 fn human(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}m{:02}s", s / 60, s % 60)
@@ -716,15 +732,7 @@ impl Bench {
         if out.timed_out {
             return Err(format!("load generator timed out after {limit:?}").into());
         }
-        if !out.status.success() {
-            return Err(format!(
-                "`{}` failed ({}): {}",
-                util::display_cmd(&cmd),
-                out.status,
-                util::tail(&out.stderr, 3)
-            )
-            .into());
-        }
+        out.ensure_success(&cmd)?;
         let (rps, requests, p99_us, errors) = if load.h2c() {
             let h = parse::h2load(&text)?;
             if h.protocol.as_deref() != Some("h2c") {
@@ -776,17 +784,7 @@ impl Bench {
                 }
                 let name = self.targets[ti].spec.name;
                 let t0 = Instant::now();
-                let res = self
-                    .callgrind_run(ti, load, n)
-                    .and_then(|ir_n| Ok((ir_n, self.callgrind_run(ti, load, 1)?)))
-                    .map_err(|e| e.to_string())
-                    .and_then(|(ir_n, ir_1)| {
-                        if ir_n <= ir_1 {
-                            Err(format!("Ir of {n} requests ({ir_n}) <= Ir of 1 ({ir_1})"))
-                        } else {
-                            Ok((ir_n - ir_1) as f64 / (n - 1) as f64)
-                        }
-                    });
+                let res = instr_per_request(n, |requests| self.callgrind_run(ti, load, requests));
                 match &res {
                     Ok(v) => note(format!(
                         "callgrind {name:<6} {:<18} {:>9} instr/req  ({})",

@@ -150,15 +150,7 @@ fn start_hello(hello: &Path, args: &[&str], log: &Path) -> Result<(Proc, String)
 /// Runs `cmd` (bounded to 60 s) and returns its stdout, failing on a non-zero exit.
 fn output(cmd: &mut Command) -> Result<String> {
     let out = util::run_with_timeout(cmd, Duration::from_secs(60))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{}` failed ({}): {}",
-            util::display_cmd(cmd),
-            out.status,
-            util::tail(&out.stderr, 3)
-        )
-        .into());
-    }
+    out.ensure_success(cmd)?;
     Ok(out.stdout_str())
 }
 

@@ -259,6 +259,21 @@ impl Output {
     pub(crate) fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
+
+    /// Fails unless `cmd` (what produced this output) exited 0, with the command line,
+    /// its status and the last lines of its stderr.
+    pub(crate) fn ensure_success(&self, cmd: &Command) -> Result<()> {
+        if self.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "`{}` failed ({}): {}",
+            display_cmd(cmd),
+            self.status,
+            tail(&self.stderr, 3)
+        )
+        .into())
+    }
 }
 
 /// Runs `cmd` to completion with stdout and stderr captured (stdin is null).

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use super::parse;
 use super::report::thousands;
-use super::{Cpus, GLIBC_TUNABLES, Options, SERVERS, ServerSpec, human, median};
+use super::{Cpus, GLIBC_TUNABLES, Options, SERVERS, ServerSpec, human, instr_per_request, median};
 use crate::util::{self, Proc, Result, Tool, note};
 use table::{Table, opt};
 
@@ -463,15 +463,7 @@ impl ClientBench {
         if out.timed_out {
             return Err(format!("timed out after {limit:?} (see {})", log.display()).into());
         }
-        if !out.status.success() {
-            return Err(format!(
-                "`{}` failed ({}): {}",
-                util::display_cmd(cmd),
-                out.status,
-                util::tail(&out.stderr, 3)
-            )
-            .into());
-        }
+        out.ensure_success(cmd)?;
         let s = summary::parse(&out.stdout_str())
             .map_err(|e| format!("{e} (see {})", log.display()))?;
         if s.requests != n || s.ok != n {
@@ -620,17 +612,8 @@ impl ClientBench {
             };
             for proto in Proto::ALL {
                 let t0 = Instant::now();
-                let res = self
-                    .callgrind_run(ci, proto, addr, n)
-                    .and_then(|ir_n| Ok((ir_n, self.callgrind_run(ci, proto, addr, 1)?)))
-                    .map_err(|e| e.to_string())
-                    .and_then(|(ir_n, ir_1)| {
-                        if ir_n <= ir_1 {
-                            Err(format!("Ir of {n} requests ({ir_n}) <= Ir of 1 ({ir_1})"))
-                        } else {
-                            Ok((ir_n - ir_1) as f64 / (n - 1) as f64)
-                        }
-                    });
+                let res =
+                    instr_per_request(n, |requests| self.callgrind_run(ci, proto, addr, requests));
                 match &res {
                     Ok(v) => note(format!(
                         "callgrind {name:<14} {:<15} {:>9} instr/req  ({})",
