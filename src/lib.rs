@@ -31,6 +31,7 @@
 //!
 //! The `ws` and `multipart` features arrive with their crates.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 /// The HTTP engine: bodies, errors, TLS and the server connection driver (aiox-core).
 pub use aiox_core as core;

@@ -4,6 +4,8 @@
 //! Tasks live in their own modules (`bench`, ...); shared helpers for running
 //! commands, finding and installing tools, and Python venvs are in `util`.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod interop;
 mod util;

@@ -56,6 +56,7 @@
 //! | `hickory` | no | `ClientSessionBuilder::hickory_dns`: DNS through hickory-resolver instead of `getaddrinfo` |
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod body;
 mod cookie;

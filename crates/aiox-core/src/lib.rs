@@ -30,6 +30,7 @@
 //! | `tls` | yes | [`tls::TlsConfig`] and `Server::serve_tls` (rustls, ALPN `h2`/`http/1.1`) |
 //! | `client` | no | the client engine: DNS cache, connector, connection pool (`client`) |
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod body;
 #[cfg(feature = "client")]

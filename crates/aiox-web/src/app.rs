@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorKind};
 use crate::handler::{BoxFuture, DynHandler, Handler};
 use crate::hooks::Hooks;
 use crate::middleware::{DynMiddleware, Endpoint, Middleware, Next};
+use crate::recycle::HandlerFuture;
 use crate::request::{MatchInfo, Request};
 use crate::response::Response;
 use crate::router::{
@@ -482,7 +483,7 @@ pub struct AppFuture {
 enum AppKind {
     /// A route's handler alone: its future yields what the server sends, so polling
     /// it copies the response once less.
-    Direct(BoxFuture<http::Response<Body>>),
+    Direct(HandlerFuture<http::Response<Body>>),
     /// Middleware, automatic answers (404, 405, OPTIONS), the access log or an
     /// HTTP/2 `HEAD`.
     Full {
@@ -520,7 +521,7 @@ impl Future for AppFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.get_mut().kind {
-            AppKind::Direct(fut) => fut.as_mut().poll(cx),
+            AppKind::Direct(fut) => Pin::new(fut).poll(cx),
             AppKind::Full {
                 fut,
                 log,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use aiox_core::Body;
 
 use crate::extract::{FromRequest, FromRequestParts};
+use crate::recycle::HandlerFuture;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 
@@ -32,9 +33,9 @@ pub trait Handler<Args>: Clone + Send + Sync + 'static {
     /// what a route without middleware runs. The handlers of this crate override it
     /// to convert inside their own future; the default wraps `call`.
     #[doc(hidden)]
-    fn call_http(&self, req: Request) -> BoxFuture<http::Response<Body>> {
+    fn call_http(&self, req: Request) -> HandlerFuture<http::Response<Body>> {
         let fut = self.call(req);
-        Box::pin(async move { fut.await.into_inner() })
+        HandlerFuture::new(async move { fut.await.into_inner() })
     }
 }
 
@@ -50,9 +51,9 @@ where
         Box::pin(async move { respond(f().await) })
     }
 
-    fn call_http(&self, _req: Request) -> BoxFuture<http::Response<Body>> {
+    fn call_http(&self, _req: Request) -> HandlerFuture<http::Response<Body>> {
         let f = self.clone();
-        Box::pin(async move { respond_http(f().await) })
+        HandlerFuture::new(async move { respond_http(f().await) })
     }
 }
 
@@ -68,8 +69,8 @@ fn respond_http<R: IntoResponse>(r: R) -> http::Response<Body> {
 
 /// The future of a handler with extractor arguments, answering through `$finish`.
 macro_rules! handler_future {
-    ($f:ident, $req:ident, $finish:ident; $($part:ident),*; $last:ident) => {
-        Box::pin(async move {
+    ($wrap:path, $f:ident, $req:ident, $finish:ident; $($part:ident),*; $last:ident) => {
+        $wrap(async move {
             #[allow(unused_mut)]
             let mut req = $req;
             $(
@@ -100,12 +101,12 @@ macro_rules! impl_handler {
         {
             fn call(&self, req: Request) -> BoxFuture<Response> {
                 let f = self.clone();
-                handler_future!(f, req, respond; $($part),*; $last)
+                handler_future!(Box::pin, f, req, respond; $($part),*; $last)
             }
 
-            fn call_http(&self, req: Request) -> BoxFuture<http::Response<Body>> {
+            fn call_http(&self, req: Request) -> HandlerFuture<http::Response<Body>> {
                 let f = self.clone();
-                handler_future!(f, req, respond_http; $($part),*; $last)
+                handler_future!(HandlerFuture::new, f, req, respond_http; $($part),*; $last)
             }
         }
     };
@@ -123,7 +124,7 @@ impl_handler!(T1, T2, T3, T4, T5, T6, T7; T8);
 /// A handler with its argument types erased, as stored in the router.
 pub(crate) trait ErasedHandler: Send + Sync + 'static {
     fn call(&self, req: Request) -> BoxFuture<Response>;
-    fn call_http(&self, req: Request) -> BoxFuture<http::Response<Body>>;
+    fn call_http(&self, req: Request) -> HandlerFuture<http::Response<Body>>;
 }
 
 struct Erased<H, Args> {
@@ -140,7 +141,7 @@ where
         self.handler.call(req)
     }
 
-    fn call_http(&self, req: Request) -> BoxFuture<http::Response<Body>> {
+    fn call_http(&self, req: Request) -> HandlerFuture<http::Response<Body>> {
         self.handler.call_http(req)
     }
 }

@@ -50,6 +50,7 @@ mod handler;
 mod hooks;
 pub mod middleware;
 mod query;
+mod recycle;
 mod request;
 mod response;
 pub mod router;
@@ -64,6 +65,8 @@ pub use handler::{BoxFuture, Handler};
 pub use hooks::AppContext;
 pub use middleware::{Middleware, Next};
 pub use query::QueryMap;
+#[doc(hidden)]
+pub use recycle::HandlerFuture;
 pub use request::{MatchInfo, Request};
 pub use response::{Html, IntoResponse, Response};
 pub use run::{RUN_APP_SHUTDOWN_GRACE, Runner, Site, run_app};
