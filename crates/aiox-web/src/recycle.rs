@@ -7,9 +7,11 @@
 //! blocks instead, and gives the block back when it is dropped (~25 instructions).
 //!
 //! Bounds: blocks of 64, 128, 256, 512 and 1,024 bytes, 16-byte aligned; each thread
-//! keeps at most [`KEEP_PER_CLASS`] free blocks of each size (62 KiB per thread at
-//! most) and returns the rest to the allocator; a future larger than 1 KiB, or more
-//! aligned, gets a plain `Box`. A block freed on another thread than the one that
+//! keeps at most [`CACHE_BYTES_PER_CLASS`] (64 KiB) of free blocks of each size, so
+//! 1,024 blocks of 64 bytes or 64 of 1 KiB (enough for a burst of 128 concurrent
+//! HTTP/2 streams, the default stream limit, of a small handler), and returns the
+//! rest to the allocator; a future larger than 1 KiB, or more aligned, gets a plain
+//! `Box`. A block freed on another thread than the one that
 //! took it joins the freeing thread's cache. The cache is freed when its thread ends.
 //!
 //! This is the one module of the crate with `unsafe` code (STYLE.md: a measured hot
@@ -32,8 +34,13 @@ const CLASS_SIZES: [usize; 5] = [64, 128, 256, 512, 1024];
 /// Alignment of every block: enough for any future that holds ordinary Rust values.
 const BLOCK_ALIGN: usize = 16;
 
-/// Free blocks of each size a thread keeps for the next requests.
-pub(crate) const KEEP_PER_CLASS: usize = 32;
+/// Bytes of free blocks of each size a thread keeps for the next requests.
+pub(crate) const CACHE_BYTES_PER_CLASS: usize = 64 * 1024;
+
+/// Free blocks of `class` a thread keeps.
+const fn keep(class: usize) -> usize {
+    CACHE_BYTES_PER_CLASS / CLASS_SIZES[class]
+}
 
 const fn block_layout(size: usize) -> Layout {
     match Layout::from_size_align(size, BLOCK_ALIGN) {
@@ -126,7 +133,7 @@ fn give_block(class: usize, block: NonNull<u8>) {
     let kept = CACHE
         .try_with(|cache| {
             let len = cache.lens[class].get();
-            if len >= KEEP_PER_CLASS {
+            if len >= keep(class) {
                 return false;
             }
             // SAFETY: the block is unused, and at least 64 bytes and 16-byte aligned:
@@ -310,12 +317,13 @@ mod tests {
         assert_eq!(second.fut.cast::<u8>(), addr, "the block was reused");
         drop(second);
 
-        let many: Vec<_> = (0..KEEP_PER_CLASS + 10)
+        let many: Vec<_> = (0..keep(class) + 10)
             .map(|_| HandlerFuture::new(probe::<300>(&drops, 0)))
             .collect();
         drop(many);
-        assert_eq!(cached(class), KEEP_PER_CLASS);
-        assert_eq!(drops.load(Ordering::SeqCst), KEEP_PER_CLASS + 12);
+        assert_eq!(cached(class), keep(class));
+        assert_eq!(keep(class), 128, "64 KiB of 512-byte blocks");
+        assert_eq!(drops.load(Ordering::SeqCst), keep(class) + 12);
     }
 
     #[test]
