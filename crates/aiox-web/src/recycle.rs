@@ -37,10 +37,16 @@ const BLOCK_ALIGN: usize = 16;
 /// Bytes of free blocks of each size a thread keeps for the next requests.
 pub(crate) const CACHE_BYTES_PER_CLASS: usize = 64 * 1024;
 
-/// Free blocks of `class` a thread keeps.
-const fn keep(class: usize) -> usize {
-    CACHE_BYTES_PER_CLASS / CLASS_SIZES[class]
-}
+/// Free blocks of each class a thread keeps.
+const KEEP: [usize; CLASS_SIZES.len()] = {
+    let mut keep = [0; CLASS_SIZES.len()];
+    let mut class = 0;
+    while class < keep.len() {
+        keep[class] = CACHE_BYTES_PER_CLASS / CLASS_SIZES[class];
+        class += 1;
+    }
+    keep
+};
 
 const fn block_layout(size: usize) -> Layout {
     match Layout::from_size_align(size, BLOCK_ALIGN) {
@@ -133,7 +139,7 @@ fn give_block(class: usize, block: NonNull<u8>) {
     let kept = CACHE
         .try_with(|cache| {
             let len = cache.lens[class].get();
-            if len >= keep(class) {
+            if len >= KEEP[class] {
                 return false;
             }
             // SAFETY: the block is unused, and at least 64 bytes and 16-byte aligned:
@@ -317,13 +323,13 @@ mod tests {
         assert_eq!(second.fut.cast::<u8>(), addr, "the block was reused");
         drop(second);
 
-        let many: Vec<_> = (0..keep(class) + 10)
+        let many: Vec<_> = (0..KEEP[class] + 10)
             .map(|_| HandlerFuture::new(probe::<300>(&drops, 0)))
             .collect();
         drop(many);
-        assert_eq!(cached(class), keep(class));
-        assert_eq!(keep(class), 128, "64 KiB of 512-byte blocks");
-        assert_eq!(drops.load(Ordering::SeqCst), keep(class) + 12);
+        assert_eq!(cached(class), KEEP[class]);
+        assert_eq!(KEEP[class], 128, "64 KiB of 512-byte blocks");
+        assert_eq!(drops.load(Ordering::SeqCst), KEEP[class] + 12);
     }
 
     #[test]
