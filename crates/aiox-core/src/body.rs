@@ -303,6 +303,7 @@ impl http_body::Body for Body {
     type Data = Bytes;
     type Error = Error;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -316,8 +317,7 @@ impl http_body::Body for Body {
                 };
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
-            Inner::Incoming(incoming) => incoming.poll_frame(cx),
-            Inner::Boxed(body) => body.as_mut().poll_frame(cx).map_err(box_to_error),
+            _ => this.poll_streamed_frame(cx),
         }
     }
 
@@ -336,6 +336,22 @@ impl http_body::Body for Body {
             Inner::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
             Inner::Incoming(incoming) => incoming.body.size_hint(),
             Inner::Boxed(body) => body.size_hint(),
+        }
+    }
+}
+
+impl Body {
+    /// `poll_frame` of a body read from a connection or a stream: out of line, so the
+    /// in-memory case stays small where hyper inlines it.
+    #[inline(never)]
+    fn poll_streamed_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match &mut self.inner {
+            Inner::Empty | Inner::Full(_) => Pin::new(self).poll_frame(cx),
+            Inner::Incoming(incoming) => incoming.poll_frame(cx),
+            Inner::Boxed(body) => body.as_mut().poll_frame(cx).map_err(box_to_error),
         }
     }
 }
