@@ -18,16 +18,25 @@ use http::HeaderMap;
 const MAX_SPARE_CAPACITY: usize = 64;
 
 /// Most spare maps kept per thread: an HTTP/2 connection hands over a batch of
-/// requests before their responses are built. 32 maps of up to 64 slots are at most
-/// ~250 KiB per thread, usually a few KiB.
-const MAX_SPARES: usize = 32;
+/// requests before their responses are built, up to its 128 concurrent streams
+/// (`DEFAULT_H2_MAX_CONCURRENT_STREAMS`).
+const MAX_SPARES: usize = 128;
+
+/// Spare maps of any kept size per thread; the stack holds only small maps (at most
+/// [`SMALL_SPARE_CAPACITY`] slots) above them. So a thread keeps at most
+/// 16 x 64 + 112 x 12 slots (~280 KiB at ~120 bytes a slot), usually a few KiB.
+const MAX_LARGE_SPARES: usize = 16;
+
+/// A small map: room for a typical request's 6 to 12 headers.
+const SMALL_SPARE_CAPACITY: usize = 12;
 
 thread_local! {
     static SPARES: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Keeps the map of a finished request, emptied, as a spare if it has room and not
-/// too much and the thread has fewer than [`MAX_SPARES`]; `map` is left empty.
+/// too much and the thread has fewer than [`MAX_SPARES`] (or, for a map that is not
+/// small, [`MAX_LARGE_SPARES`]); `map` is left empty.
 pub(crate) fn put(map: &mut HeaderMap) {
     let capacity = map.capacity();
     if capacity == 0 || capacity > MAX_SPARE_CAPACITY {
@@ -36,7 +45,8 @@ pub(crate) fn put(map: &mut HeaderMap) {
     // During thread teardown the slot is gone: the map is simply dropped.
     let _ = SPARES.try_with(|spares| {
         if let Ok(mut spares) = spares.try_borrow_mut() {
-            if spares.len() < MAX_SPARES {
+            let len = spares.len();
+            if len < MAX_SPARES && (len < MAX_LARGE_SPARES || capacity <= SMALL_SPARE_CAPACITY) {
                 map.clear();
                 spares.push(std::mem::take(map));
             }
@@ -98,6 +108,31 @@ mod tests {
             kept += 1;
         }
         assert_eq!(kept, super::MAX_SPARES);
+    }
+
+    #[test]
+    fn past_max_large_spares_only_small_maps_are_kept() {
+        let map_with = |capacity: usize| {
+            let mut map = HeaderMap::with_capacity(capacity);
+            map.insert(HOST, HeaderValue::from_static("example.com"));
+            map
+        };
+        let large = map_with(48);
+        assert!(large.capacity() > super::SMALL_SPARE_CAPACITY);
+        assert!(large.capacity() <= super::MAX_SPARE_CAPACITY);
+        let small = map_with(6);
+        assert!(small.capacity() <= super::SMALL_SPARE_CAPACITY);
+        for _ in 0..super::MAX_LARGE_SPARES + 5 {
+            super::put(&mut large.clone());
+        }
+        super::put(&mut small.clone());
+        // Top first: the small map, then only MAX_LARGE_SPARES large ones.
+        assert_eq!(taken().capacity(), small.capacity());
+        let mut kept = 0;
+        while taken().capacity() == large.capacity() {
+            kept += 1;
+        }
+        assert_eq!(kept, super::MAX_LARGE_SPARES);
     }
 
     #[test]
