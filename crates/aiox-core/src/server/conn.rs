@@ -13,8 +13,6 @@ use std::task::Waker;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
-use futures_util::future::CatchUnwind;
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
@@ -388,7 +386,7 @@ impl<S: HttpService> hyper::service::Service<Request<hyper::body::Incoming>> for
         };
         let fut = self.server.service.call(head, body, &self.info);
         ResponseFuture {
-            kind: Kind::Call(AssertUnwindSafe(fut).catch_unwind()),
+            kind: Kind::Call(fut),
             guard: Some(guard),
             close: last,
             h2,
@@ -413,7 +411,7 @@ pin_project_lite::pin_project! {
     enum Kind<F> {
         // Boxed: an early answer is rare, and a small future is cheaper to move.
         Ready { res: Option<Box<Response<Body>>> },
-        Call { #[pin] fut: CatchUnwind<AssertUnwindSafe<F>> },
+        Call { #[pin] fut: F },
     }
 }
 
@@ -422,7 +420,7 @@ impl<F> Kind<F> {
     fn Ready(res: Box<Response<Body>>) -> Self {
         Kind::Ready { res: Some(res) }
     }
-    fn Call(fut: CatchUnwind<AssertUnwindSafe<F>>) -> Self {
+    fn Call(fut: F) -> Self {
         Kind::Call { fut }
     }
 }
@@ -471,18 +469,29 @@ where
                     "500 Internal Server Error\n",
                 ),
             },
-            KindProj::Call { fut } => match fut.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(res)) => res,
-                Poll::Ready(Err(payload)) => {
+            KindProj::Call { fut } => {
+                // The response is stored from inside the closure rather than returned
+                // through `catch_unwind`, which would copy it once more.
+                let mut out = None;
+                let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    if let Poll::Ready(res) = fut.poll(cx) {
+                        out = Some(res);
+                    }
+                }));
+                if let Err(payload) = caught {
                     log_panic(&*payload);
                     *this.close = true;
                     plain(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "500 Internal Server Error\n",
                     )
+                } else {
+                    match out {
+                        Some(res) => res,
+                        None => return Poll::Pending,
+                    }
                 }
-            },
+            }
         };
         let guard = this.guard.take();
         if *this.close {
