@@ -36,8 +36,8 @@ thread_local! {
 
 /// Keeps the map of a finished request, emptied, as a spare if it has room and not
 /// too much and the thread has fewer than [`MAX_SPARES`] (or, for a map that is not
-/// small, [`MAX_LARGE_SPARES`]); `map` is left empty.
-pub(crate) fn put(map: &mut HeaderMap) {
+/// small, [`MAX_LARGE_SPARES`]); else drops it.
+pub(crate) fn put(mut map: HeaderMap) {
     let capacity = map.capacity();
     if capacity == 0 || capacity > MAX_SPARE_CAPACITY {
         return;
@@ -48,7 +48,7 @@ pub(crate) fn put(map: &mut HeaderMap) {
             let len = spares.len();
             if len < MAX_SPARES && (len < MAX_LARGE_SPARES || capacity <= SMALL_SPARE_CAPACITY) {
                 map.clear();
-                spares.push(std::mem::take(map));
+                spares.push(map);
             }
         }
     });
@@ -87,8 +87,7 @@ mod tests {
         map.insert(HOST, HeaderValue::from_static("example.com"));
         map.insert(ACCEPT, HeaderValue::from_static("*/*"));
         let capacity = map.capacity();
-        super::put(&mut map);
-        assert_eq!(map.capacity(), 0, "the caller is left an empty map");
+        super::put(map);
         let spare = taken();
         assert!(spare.is_empty());
         assert_eq!(spare.capacity(), capacity);
@@ -101,7 +100,7 @@ mod tests {
         for _ in 0..super::MAX_SPARES + 5 {
             let mut map = HeaderMap::new();
             map.insert(HOST, HeaderValue::from_static("example.com"));
-            super::put(&mut map);
+            super::put(map);
         }
         let mut kept = 0;
         while taken().capacity() != 0 {
@@ -123,9 +122,9 @@ mod tests {
         let small = map_with(6);
         assert!(small.capacity() <= super::SMALL_SPARE_CAPACITY);
         for _ in 0..super::MAX_LARGE_SPARES + 5 {
-            super::put(&mut large.clone());
+            super::put(large.clone());
         }
-        super::put(&mut small.clone());
+        super::put(small.clone());
         // Top first: the small map, then only MAX_LARGE_SPARES large ones.
         assert_eq!(taken().capacity(), small.capacity());
         let mut kept = 0;
@@ -139,10 +138,9 @@ mod tests {
     fn oversized_and_empty_maps_are_not_kept() {
         let mut big = HeaderMap::with_capacity(super::MAX_SPARE_CAPACITY * 2);
         big.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        super::put(&mut big);
-        assert_eq!(big.len(), 1, "left alone");
+        super::put(big);
         assert_eq!(taken().capacity(), 0);
-        super::put(&mut HeaderMap::new());
+        super::put(HeaderMap::new());
         assert_eq!(taken().capacity(), 0);
     }
 }
