@@ -14,8 +14,8 @@
 //! `Box`. A block freed on another thread than the one that
 //! took it joins the freeing thread's cache. The cache is freed when its thread ends.
 //!
-//! This is the one module of the crate with `unsafe` code (STYLE.md: a measured hot
-//! path). What it relies on: a block is used by one future at a time, is at least as
+//! This module holds most of the crate's `unsafe` code (STYLE.md: a measured hot
+//! path; the only other is `Request`'s `Drop`). What it relies on: a block is used by one future at a time, is at least as
 //! large and as aligned as that future's type, and stays put from the future's
 //! construction to its drop.
 
