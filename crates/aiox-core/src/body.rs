@@ -143,7 +143,12 @@ impl Body {
         body: hyper::body::Incoming,
         idle_timeout: Option<std::time::Duration>,
     ) -> Self {
-        if http_body::Body::is_end_stream(&body) {
+        // A known length of zero rather than `is_end_stream`: the same answer for a
+        // request without a body (hyper sets an HTTP/2 stream's length to zero once the
+        // client has ended it), without locking the HTTP/2 connection's stream state.
+        // An HTTP/2 request that announces `content-length: 0` and keeps its stream
+        // open is also empty here: trailers it might send are not read.
+        if http_body::Body::size_hint(&body).exact() == Some(0) {
             return Self::empty();
         }
         Self {

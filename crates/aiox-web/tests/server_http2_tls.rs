@@ -37,10 +37,17 @@ async fn info(req: Request) -> String {
     )
 }
 
+/// Echoes the request body with its length.
+async fn echo(body: Bytes) -> String {
+    format!("{} bytes: {}", body.len(), String::from_utf8_lossy(&body))
+}
+
 fn app() -> Application {
     Application::new()
         .get("/", || async { "ok" })
         .get("/info", info)
+        .get("/echo", echo)
+        .post("/echo", echo)
 }
 
 // HTTP/2 client helpers (the `h2` crate, so stream-level outcomes are visible).
@@ -80,7 +87,84 @@ async fn h2_get(
     Ok((status, Bytes::from(out)))
 }
 
+/// Sends a POST whose body follows in DATA frames (`chunks`, the last one ending the
+/// stream), with `headers`.
+async fn h2_post(
+    sender: &H2Sender,
+    headers: &[(&str, &str)],
+    chunks: &[&'static [u8]],
+) -> Result<(StatusCode, Bytes), h2::Error> {
+    let mut req = http::Request::post("http://localhost/echo");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let mut sender = sender.clone().ready().await?;
+    let (res, mut stream) = sender.send_request(req.body(()).unwrap(), false)?;
+    for (i, chunk) in chunks.iter().enumerate() {
+        stream.send_data(Bytes::from_static(chunk), i + 1 == chunks.len())?;
+    }
+    let res = res.await?;
+    let status = res.status();
+    let mut body = res.into_body();
+    let mut out = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        out.extend_from_slice(&chunk);
+    }
+    Ok((status, Bytes::from(out)))
+}
+
 // 9. HTTP/2 by prior knowledge (HARDENING cases 13, 48, 52).
+
+#[tokio::test]
+async fn h2c_request_bodies_are_read_whole_and_empty_ones_are_not_waited_for() {
+    let client = TestClient::with_config(app(), ServerConfig::default())
+        .await
+        .unwrap();
+    let tcp = TcpStream::connect(client.addr()).await.unwrap();
+    let (sender, conn) = h2_connect(tcp).await;
+    // A body in several DATA frames, without and with a content-length.
+    let (status, body) = h2_post(&sender, &[], &[b"hello ", b"h2"]).await.unwrap();
+    assert_eq!(
+        (status, &body[..]),
+        (StatusCode::OK, &b"8 bytes: hello h2"[..])
+    );
+    let (status, body) = h2_post(&sender, &[("content-length", "8")], &[b"hello ", b"h2"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, &body[..]),
+        (StatusCode::OK, &b"8 bytes: hello h2"[..])
+    );
+    // Headers that end the stream: an empty body.
+    let (status, body) = h2_get(&sender, "/echo", &[]).await.unwrap();
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"0 bytes: "[..]));
+    // `content-length: 0` with the stream still open: answered as empty, without
+    // waiting for the end of the stream.
+    let req = http::Request::post("http://localhost/echo")
+        .header("content-length", "0")
+        .body(())
+        .unwrap();
+    let mut ready = sender.clone().ready().await.unwrap();
+    let (res, mut stream) = ready.send_request(req, false).unwrap();
+    let res = tokio::time::timeout(SOON, res)
+        .await
+        .expect("answered before the stream ended")
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let mut out = Vec::new();
+    while let Some(chunk) = body.data().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(out, b"0 bytes: ");
+    // The server may have reset the request half already.
+    let _ = stream.send_data(Bytes::new(), true);
+    drop((stream, ready, sender));
+    conn.abort();
+    client.close().await.unwrap();
+}
 
 #[tokio::test]
 async fn h2c_prior_knowledge_is_served_on_the_plaintext_port() {
