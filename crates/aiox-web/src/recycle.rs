@@ -35,7 +35,7 @@ const CLASS_SIZES: [usize; 5] = [64, 128, 256, 512, 1024];
 const BLOCK_ALIGN: usize = 16;
 
 /// Bytes of free blocks of each size a thread keeps for the next requests.
-pub(crate) const CACHE_BYTES_PER_CLASS: usize = 64 * 1024;
+const CACHE_BYTES_PER_CLASS: usize = 64 * 1024;
 
 /// Free blocks of each class a thread keeps.
 const KEEP: [usize; CLASS_SIZES.len()] = {
@@ -48,20 +48,19 @@ const KEEP: [usize; CLASS_SIZES.len()] = {
     keep
 };
 
-const fn block_layout(size: usize) -> Layout {
-    match Layout::from_size_align(size, BLOCK_ALIGN) {
-        Ok(layout) => layout,
-        Err(_) => panic!("block sizes are powers of two"),
+/// The layout of each class's blocks.
+const BLOCK_LAYOUTS: [Layout; CLASS_SIZES.len()] = {
+    let mut layouts = [Layout::new::<u8>(); CLASS_SIZES.len()];
+    let mut class = 0;
+    while class < layouts.len() {
+        layouts[class] = match Layout::from_size_align(CLASS_SIZES[class], BLOCK_ALIGN) {
+            Ok(layout) => layout,
+            Err(_) => panic!("block sizes are multiples of the alignment"),
+        };
+        class += 1;
     }
-}
-
-const BLOCK_LAYOUTS: [Layout; 5] = [
-    block_layout(CLASS_SIZES[0]),
-    block_layout(CLASS_SIZES[1]),
-    block_layout(CLASS_SIZES[2]),
-    block_layout(CLASS_SIZES[3]),
-    block_layout(CLASS_SIZES[4]),
-];
+    layouts
+};
 
 /// The block size class that fits `layout`, if any (`None`: the future is boxed).
 fn class_of(layout: Layout) -> Option<usize> {
@@ -69,14 +68,12 @@ fn class_of(layout: Layout) -> Option<usize> {
     if size == 0 || size > CLASS_SIZES[CLASS_SIZES.len() - 1] || layout.align() > BLOCK_ALIGN {
         return None;
     }
-    // 64 -> 0, 128 -> 1, ...: the sizes are the powers of two from 64.
-    Some(
-        (size
-            .max(CLASS_SIZES[0])
-            .next_power_of_two()
-            .trailing_zeros()
-            - 6) as usize,
-    )
+    // 64 -> 0, 128 -> 1, ...: the sizes are consecutive powers of two.
+    let log2 = size
+        .max(CLASS_SIZES[0])
+        .next_power_of_two()
+        .trailing_zeros();
+    Some((log2 - CLASS_SIZES[0].trailing_zeros()) as usize)
 }
 
 /// A thread's free blocks: for each size class, a list threaded through the blocks
@@ -192,9 +189,7 @@ impl<T> HandlerFuture<T> {
             },
         }
     }
-}
 
-impl<T> HandlerFuture<T> {
     /// The size class of the block that holds the future; `None` if it is boxed.
     fn class(&self) -> Option<usize> {
         // SAFETY: the future is live until `drop` drops it.

@@ -4,7 +4,8 @@
 //! reuses each response's map for the next request head it parses).
 //!
 //! A map with more room than [`MAX_SPARE_CAPACITY`] headers is dropped instead of
-//! kept, so the spare never holds more than a few kilobytes.
+//! kept, and only small maps are kept past [`MAX_LARGE_SPARES`], so a thread holds
+//! at most ~280 KiB of spares, usually a few KiB.
 //!
 //! [`Request`]: crate::Request
 //! [`Response`]: crate::Response
